@@ -1,0 +1,170 @@
+"""The integral customer view as one SQL aggregation over the events fact table.
+
+``customer_rows_sql(where)`` is the only definition of a customer's row: the live table runs it
+over all events (rebuild) or over the customers touched by a batch (catch-up), and the as-of view
+runs it over the events that had occurred by T and been recorded by T2. "Latest" values are taken
+by business time, ties broken by log position, so every path agrees.
+"""
+
+from __future__ import annotations
+
+from radar.domain.catalogue import CATALOGUE, CONTACT_TYPES
+from radar.domain.columns import CUSTOMER_COLUMNS
+from radar.domain.vocabulary import CHANNELS, CONSENT_CHANNELS
+from radar.ingest.sql_codec import lit
+
+ORDER_KEY = "(epoch_us(occurred_at)::HUGEINT * 100000000000 + position)"
+OPERATIONAL = tuple(n for n, t in CATALOGUE.items() if t.written_by == "operational")
+PROFILE = ("customer.registered", "customer.profile_changed")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(lit(v) for v in values) + ")"
+
+
+def _latest(expr: str, condition: str) -> str:
+    return f"arg_max({expr}, {ORDER_KEY}) FILTER (WHERE {condition})"
+
+
+def _profile(field: str) -> str:
+    return _latest(field, f"type IN {_in(PROFILE)} AND {field} IS NOT NULL")
+
+
+def _score(name: str) -> str:
+    return _latest("value", f"type = 'score.changed' AND score_name = {lit(name)}")
+
+
+def _group(segmentation: str) -> str:
+    return _latest(
+        "CASE WHEN type = 'segment.entered' THEN segment END",
+        f"type IN ('segment.entered', 'segment.left') AND segmentation = {lit(segmentation)}",
+    )
+
+
+def _definitions() -> dict[str, str]:
+    contact = f"type IN {_in(CONTACT_TYPES)}"
+    d: dict[str, str] = {
+        "customer_id": "customer_id",
+        "first_seen": f"min(occurred_at) FILTER (WHERE type IN {_in(OPERATIONAL)})",
+        "last_seen": f"max(occurred_at) FILTER (WHERE type IN {_in(OPERATIONAL)})",
+        "registered_at": "min(occurred_at) FILTER (WHERE type = 'customer.registered')",
+        "customer_type": _profile("customer_type"),
+        "contractual": _profile("contractual"),
+        "city": _profile("city"),
+        "country": _profile("country"),
+        "language": _profile("language"),
+        "cancelled_at": "max(occurred_at) FILTER (WHERE type = 'contract.cancelled')",
+        "forgotten": "coalesce(bool_or(type = 'customer.forgotten'), FALSE)",
+        "purchases": "count(*) FILTER (WHERE type = 'purchase')",
+        "purchase_days": (
+            "count(DISTINCT CAST(occurred_at AS DATE)) FILTER (WHERE type = 'purchase')"
+        ),
+        "revenue": "coalesce(sum(amount) FILTER (WHERE type = 'purchase'), 0)",
+        "avg_order_value": "avg(amount) FILTER (WHERE type = 'purchase')",
+        "first_purchase_at": "min(occurred_at) FILTER (WHERE type = 'purchase')",
+        "last_purchase_at": "max(occurred_at) FILTER (WHERE type = 'purchase')",
+        "inbound_contacts": f"count(*) FILTER (WHERE {contact} AND direction = 'inbound')",
+        "outbound_contacts": f"count(*) FILTER (WHERE {contact} AND direction = 'outbound')",
+    }
+    for direction in ("inbound", "outbound"):
+        for ch in CHANNELS:
+            d[f"{direction}_{ch}"] = (
+                f"count(*) FILTER (WHERE {contact} AND direction = {lit(direction)} "
+                f"AND channel = {lit(ch)})"
+            )
+    d |= {
+        "last_inbound_at": f"max(occurred_at) FILTER (WHERE {contact} AND direction = 'inbound')",
+        "last_outbound_at": f"max(occurred_at) FILTER (WHERE {contact} AND direction = 'outbound')",
+        "last_outbound_channel": _latest("channel", f"{contact} AND direction = 'outbound'"),
+        "complaints": "count(*) FILTER (WHERE type = 'contact' AND reason = 'complaint')",
+        "last_complaint_at": (
+            "max(occurred_at) FILTER (WHERE type = 'contact' AND reason = 'complaint')"
+        ),
+        "tickets_opened": "count(*) FILTER (WHERE type = 'ticket.opened')",
+        "open_tickets": (
+            "greatest(0, count(DISTINCT ticket_id) FILTER (WHERE type = 'ticket.opened') - "
+            "count(DISTINCT ticket_id) FILTER (WHERE type = 'ticket.resolved'))"
+        ),
+        "avg_satisfaction": (
+            "avg(CASE WHEN scale = 'csat' THEN (score - 1) * 2.5 ELSE score END) "
+            "FILTER (WHERE type = 'satisfaction.rated')"
+        ),
+        "avg_nps": "avg(score) FILTER (WHERE type = 'satisfaction.rated' AND scale = 'nps')",
+        "payments": "count(*) FILTER (WHERE type = 'payment')",
+        "late_payments": (
+            "count(*) FILTER (WHERE type = 'payment' AND (days_late > 0 OR paid_date > due_date))"
+        ),
+        "avg_days_late": "avg(days_late) FILTER (WHERE type = 'payment' AND days_late > 0)",
+    }
+    for ch in CONSENT_CHANNELS:
+        d[f"consent_{ch}"] = _latest(
+            "granted", f"type = 'consent.changed' AND data_channel = {lit(ch)}"
+        )
+    d |= {
+        "campaigns_sent": "count(*) FILTER (WHERE type = 'campaign.sent')",
+        "campaign_responses": "count(*) FILTER (WHERE type = 'campaign.responded')",
+        "conversions": (
+            "count(*) FILTER (WHERE type = 'campaign.responded' AND response = 'converted')"
+        ),
+        "leads": "count(*) FILTER (WHERE type = 'lead.created')",
+        "deals_won": "count(*) FILTER (WHERE type = 'deal.won')",
+        "deals_lost": "count(*) FILTER (WHERE type = 'deal.lost')",
+        "usage_events": "count(*) FILTER (WHERE type = 'usage')",
+        "segment": _group("kmeans"),
+        "rfm_group": _group("rfm"),
+        "lifecycle_stage": _latest("stage", "type = 'lifecycle.stage_changed'"),
+        "lead_score": _score("lead_score"),
+        "churn_risk": _score("churn_risk"),
+        "clv": _score("clv"),
+        "p_alive": _score("p_alive"),
+        "actions_planned": "count(*) FILTER (WHERE type = 'action.planned')",
+        "last_action_at": "max(occurred_at) FILTER (WHERE type = 'action.planned')",
+        "position": "max(position)",
+    }
+    return d
+
+
+DEFINITIONS = _definitions()
+STORED_COLUMNS = tuple(c.name for c in CUSTOMER_COLUMNS.values() if not c.relative)
+assert tuple(DEFINITIONS) == STORED_COLUMNS, set(DEFINITIONS) ^ set(STORED_COLUMNS)
+
+_DUCK = {
+    "string": "VARCHAR",
+    "number": "DOUBLE",
+    "integer": "BIGINT",
+    "boolean": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ",
+}
+
+
+def customers_ddl(table: str = "customers") -> str:
+    cols = ", ".join(f'"{n}" {_DUCK[CUSTOMER_COLUMNS[n].type]}' for n in STORED_COLUMNS)
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
+def customer_rows_sql(events: str = "events", where: str = "TRUE") -> str:
+    """One row per customer over ``events`` rows matching ``where`` (columns in table order)."""
+    select = ",\n  ".join(
+        f'CAST({expr} AS {_DUCK[CUSTOMER_COLUMNS[name].type]}) AS "{name}"'
+        for name, expr in DEFINITIONS.items()
+    )
+    return (
+        f"SELECT\n  {select}\nFROM {events}\n"
+        f"WHERE customer_id IS NOT NULL AND ({where})\nGROUP BY customer_id"
+    )
+
+
+def radar_sql(customers: str, reference: str) -> str:
+    """``customers`` plus the relative columns measured at ``reference`` (a SQL timestamp)."""
+
+    def days(col: str) -> str:
+        return f"(epoch({reference}) - epoch({col})) / 86400.0"
+
+    return (
+        f"SELECT *, {days('last_purchase_at')} AS days_since_last_purchase, "
+        f"{days('greatest(last_inbound_at, last_outbound_at)')} AS days_since_last_contact, "
+        f"{days('last_outbound_at')} AS days_since_last_outbound, "
+        f"{days('registered_at')} AS days_since_registration, "
+        f"{days('last_complaint_at')} AS days_since_last_complaint, "
+        f"{days('first_seen')} AS tenure_days FROM {customers}"
+    )

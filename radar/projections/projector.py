@@ -1,0 +1,210 @@
+"""The projector: catches the DuckDB view up with the log, exactly once, in micro-batches.
+
+Each batch — the stored events after the tracked position — is decoded and written to ``events``
+together with the new position in ONE DuckDB transaction, so a crash at any point leaves either
+the whole batch applied (and its position recorded) or none of it. ``customers`` is then brought
+up to date for the customers the batch touched, in the same transaction. A large catch-up (a
+rebuild, or a long backlog) instead marks ``customers`` dirty in the same transactions and
+recomputes it once at the end — the dirty mark survives a crash, so a restart finishes the job.
+Either way ``customers`` equals the aggregation of ``events``, which is what a rebuild gives.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from radar.projections.customers import customer_rows_sql, customers_ddl
+from radar.projections.decode import decode_sql
+from radar.projections.schema import POSITION_DDL, contacts_view_sql, events_ddl
+from radar.store.base import EventStore
+
+Fault = Callable[[str], None]
+NAME = "view"
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What one catch-up applied."""
+
+    events: int
+    batches: int
+    position: int
+    seconds: float
+    recomputed_all: bool
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def connect_view(
+    path: Path | str | None,
+    *,
+    memory_limit: str = "1500MB",
+    threads: int = 2,
+    read_only: bool = False,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with radar's settings (UTC session time zone, bounded memory)."""
+    con = duckdb.connect(
+        str(path) if path else ":memory:",
+        read_only=read_only,
+        config={"threads": threads, "memory_limit": memory_limit},
+    )
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(events_ddl())
+    con.execute(customers_ddl())
+    con.execute(POSITION_DDL)
+    con.execute(contacts_view_sql())
+    con.execute(
+        "INSERT INTO radar_position VALUES (?, 0, FALSE, now()) ON CONFLICT DO NOTHING", [NAME]
+    )
+
+
+class Projector:
+    """Keeps one DuckDB view file caught up with one event store."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        batch_size: int = 200_000,
+        incremental_limit: int = 50_000,
+    ) -> None:
+        self.store = store
+        self.con = con
+        self.batch_size = batch_size
+        self.incremental_limit = incremental_limit
+        self._decode = decode_sql("batch")
+        self._lock = threading.Lock()
+        create_schema(con)
+
+    # -- state --------------------------------------------------------------------------------
+
+    def position(self) -> int:
+        rows = self.con.execute(
+            "SELECT position FROM radar_position WHERE projection = ?", [NAME]
+        ).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def _dirty(self) -> bool:
+        rows = self.con.execute(
+            "SELECT customers_dirty FROM radar_position WHERE projection = ?", [NAME]
+        ).fetchall()
+        return bool(rows and rows[0][0])
+
+    # -- catch-up -----------------------------------------------------------------------------
+
+    def catch_up(self, *, fault: Fault | None = None, upto: int | None = None) -> CatchUp:
+        """Apply every stored event after the tracked position (up to ``upto`` if given)."""
+        with self._lock:
+            return self._catch_up(fault, upto)
+
+    def _catch_up(self, fault: Fault | None, upto: int | None) -> CatchUp:
+        started = time.perf_counter()
+        position = self.position()
+        head = self.store.max_position() if upto is None else upto
+        bulk = head - position > self.incremental_limit or self._dirty()
+        events = batches = 0
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: Future[pa.Table] | None = pool.submit(self._read, position, head)
+            while pending is not None:
+                batch = pending.result()
+                if batch.num_rows == 0:
+                    break
+                last = int(batch.column("position")[-1].as_py())
+                pending = pool.submit(self._read, last, head) if last < head else None
+                self._apply(batch, last, bulk, fault)
+                events += batch.num_rows
+                batches += 1
+                if fault:
+                    fault("between_batches")
+        recomputed = False
+        if self._dirty():
+            self._recompute_customers(fault)
+            recomputed = True
+        return CatchUp(events, batches, self.position(), time.perf_counter() - started, recomputed)
+
+    def _read(self, after: int, head: int) -> pa.Table:
+        return self.store.read_range(after, min(head, after + self.batch_size))
+
+    def _apply(self, batch: pa.Table, last: int, bulk: bool, fault: Fault | None) -> None:
+        con = self.con
+        con.register("batch", batch)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"INSERT INTO events {self._decode}")
+                if fault:
+                    fault("inside_batch")
+                if not bulk:
+                    touched = "customer_id IN (SELECT DISTINCT stream FROM batch)"
+                    con.execute(f"DELETE FROM customers WHERE {touched}")
+                    con.execute(f"INSERT INTO customers {customer_rows_sql(where=touched)}")
+                con.execute(
+                    "UPDATE radar_position SET position = ?, updated_at = now(), "
+                    "customers_dirty = customers_dirty OR ? WHERE projection = ?",
+                    [last, bulk, NAME],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.unregister("batch")
+
+    def _recompute_customers(self, fault: Fault | None = None) -> None:
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM customers")
+            con.execute(f"INSERT INTO customers {customer_rows_sql()}")
+            if fault:
+                fault("inside_recompute")
+            con.execute(
+                "UPDATE radar_position SET customers_dirty = FALSE WHERE projection = ?", [NAME]
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def rebuild(self, *, fault: Fault | None = None) -> CatchUp:
+        """Drop the view and replay the whole log into it."""
+        with self._lock:
+            con = self.con
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DROP VIEW IF EXISTS contacts")
+            for table in ("events", "customers", "radar_position"):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+            create_schema(con)
+            con.execute("UPDATE radar_position SET customers_dirty = TRUE")
+            con.execute("COMMIT")
+            return self._catch_up(fault, None)
+
+    def follow(
+        self,
+        stop: threading.Event,
+        interval: float = 0.2,
+        on_batch: Callable[[CatchUp], None] | None = None,
+    ) -> None:
+        """Keep catching up until ``stop`` is set (polling the store every ``interval`` s)."""
+        while not stop.is_set():
+            result = self.catch_up()
+            if result.events and on_batch:
+                on_batch(result)
+            if not result.events:
+                stop.wait(interval)
