@@ -59,7 +59,7 @@ def run_demo(
         log("projecting…")
         caught = engine.project()
         report.step("project", t, events=caught.events, position=caught.position)
-        for name, step in STEPS:
+        for name, step in steps():
             t = time.perf_counter()
             log(f"{name}…")
             report.step(name, t, **step(engine, sim))
@@ -68,5 +68,21 @@ def run_demo(
 
 
 Step = Callable[[Engine, Any], dict[str, Any]]
-#: Further phases of the loop, appended by the analytics and rules modules.
-STEPS: list[tuple[str, Step]] = []
+#: Modules that add phases of the loop; each has ``demo_steps() -> list[tuple[str, Step]]``.
+STEP_MODULES = ("radar.analytics.demo", "radar.rules.demo")
+
+
+def steps() -> list[tuple[str, Step]]:
+    """The later phases of the loop (analyses, rules, outcomes, effect), in order."""
+    import importlib
+
+    out: list[tuple[str, Step]] = []
+    for name in STEP_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        out.extend(module.demo_steps())
+    return out

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
 
 from radar.domain.errors import RadarError
-from radar.ingest.pipeline import BatchResult, Ingestor, Rejection
+from radar.ingest.pipeline import BatchResult, Ingestor, Prepared, Rejection
 from radar.ingest.readers import read_csv, read_jsonl, read_parquet
 
 FORMATS = {
@@ -54,13 +55,26 @@ def ingest_file(
     batch_size: int,
     progress: Callable[[int], None] | None = None,
 ) -> BatchResult:
-    """Ingest one file; ``progress`` is called with the number of lines of each batch done."""
+    """Ingest one file; ``progress`` is called with the number of lines of each batch done.
+
+    Batches are pipelined: while one batch is appended to the store, the next is read,
+    validated and encoded in a second thread (DuckDB and the store drivers release the GIL).
+    """
     total = BatchResult()
-    for raw in batches(ingestor, path, batch_size):
-        result = ingestor.ingest_raw(raw)
-        total.add(result)
-        if progress:
-            progress(raw.num_rows)
+    source = batches(ingestor, path, batch_size)
+
+    def prepare_next() -> tuple[int, Prepared] | None:
+        raw = next(source, None)
+        return None if raw is None else (raw.num_rows, ingestor.prepare(raw))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(prepare_next)
+        while (ready := pending.result()) is not None:
+            pending = pool.submit(prepare_next)
+            lines, prepared = ready
+            total.add(ingestor.commit(prepared))
+            if progress:
+                progress(lines)
     return total
 
 

@@ -96,6 +96,15 @@ def _suggest_types(rejections: list[Rejection]) -> list[Rejection]:
     return out
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A validated, encoded batch ready to append (``staged`` is None when nothing is valid)."""
+
+    staged: pa.Table | None
+    in_batch_duplicates: list[int]
+    rejections: list[Rejection]
+
+
 class Ingestor:
     """Validates and appends batches of events to one store, encrypting personal fields."""
 
@@ -117,6 +126,10 @@ class Ingestor:
 
     def ingest_raw(self, raw: pa.Table) -> BatchResult:
         """Validate and append one batch of ``(line_no, raw)`` rows; atomic for the batch."""
+        return self.commit(self.prepare(raw))
+
+    def prepare(self, raw: pa.Table) -> Prepared:
+        """Validate, encode and encrypt one batch (no store access; may run ahead in a thread)."""
         with self._lock:
             con = self._con
             con.register("raw_in", raw)
@@ -134,10 +147,7 @@ class Ingestor:
         rejections = _suggest_types(
             [Rejection(int(ln), *_split_error(err), eid, typ) for ln, err, eid, typ in bad]
         )
-        result = self._append(encoded)
-        result.rejected += len(rejections)
-        result.rejections = rejections + result.rejections
-        return result
+        return self._stage(encoded, rejections)
 
     # -- Python API path ----------------------------------------------------------------------
 
@@ -147,13 +157,13 @@ class Ingestor:
         if not rows:
             return BatchResult()
         frame = pl.DataFrame(rows, schema_overrides={"pii_plain": pl.String})
-        return self._append(frame)
+        return self.commit(self._stage(frame, []))
 
     # -- common tail --------------------------------------------------------------------------
 
-    def _append(self, encoded: pl.DataFrame) -> BatchResult:
+    def _stage(self, encoded: pl.DataFrame, rejections: list[Rejection]) -> Prepared:
         if encoded.height == 0:
-            return BatchResult()
+            return Prepared(None, [], rejections)
         # A key repeated inside the batch: the first line wins, later ones are duplicates.
         encoded = encoded.with_columns(
             (pl.int_range(pl.len()).over("source", "event_id", order_by="line_no") > 0).alias(
@@ -177,11 +187,19 @@ class Ingestor:
                 + pl.lit("}")
             ).alias("body"),
         )
-        outcome: AppendOutcome = self.store.append_staged(staged.to_arrow().cast(staged_schema()))
-        dup_lines = sorted([*in_batch_dups, *outcome.duplicate_lines])
+        return Prepared(staged.to_arrow().cast(staged_schema()), in_batch_dups, rejections)
+
+    def commit(self, prepared: Prepared) -> BatchResult:
+        """Append a prepared batch in one transaction and report what happened to it."""
+        outcome = AppendOutcome(accepted=0)
+        if prepared.staged is not None:
+            outcome = self.store.append_staged(prepared.staged)
+        dup_lines = sorted([*prepared.in_batch_duplicates, *outcome.duplicate_lines])
         return BatchResult(
             accepted=outcome.accepted,
             duplicates=len(dup_lines),
+            rejected=len(prepared.rejections),
+            rejections=list(prepared.rejections),
             duplicate_lines=dup_lines,
             first_position=outcome.first_position,
             last_position=outcome.last_position,

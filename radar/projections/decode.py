@@ -56,7 +56,6 @@ def decode_sql(batch: str = "batch") -> str:
         "s.source AS source",
         "s.channel AS channel",
         "s.direction AS direction",
-        "json_extract(st, '$.data') AS data",
         "s.pii IS NOT NULL AS has_pii",
         *facts,
     ]
@@ -64,8 +63,8 @@ def decode_sql(batch: str = "batch") -> str:
     return f"""
     SELECT {", ".join(cols)}
     FROM (
-        SELECT position, stream, stream_version, st,
-               json_transform(st, '{_structure()}') AS s
-        FROM (SELECT position, stream, stream_version, decode(state)::JSON AS st FROM {batch})
+        SELECT position, stream, stream_version,
+               json_transform(decode(state), '{_structure()}') AS s
+        FROM {batch}
     )
     """

@@ -30,7 +30,6 @@ ENVELOPE_COLUMNS: dict[str, str] = {
     "source": "VARCHAR",
     "channel": "VARCHAR",
     "direction": "VARCHAR",
-    "data": "JSON",
     "has_pii": "BOOLEAN",
 }
 

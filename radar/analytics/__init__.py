@@ -1,0 +1,1 @@
+"""Analytical CRM: features out of the view and pure models on frames."""

@@ -1,0 +1,1 @@
+"""Pure analytical models: inputs are polars frames / numpy arrays, outputs frozen dataclasses."""
