@@ -57,3 +57,8 @@ TOPICS: dict[str, str] = {
     name: f"{MODULE}:{cls.__qualname__}" for name, cls in EVENT_CLASSES.items()
 }
 TYPE_OF_TOPIC: dict[str, str] = {topic: name for name, topic in TOPICS.items()}
+
+
+def class_version(type_name: str) -> int:
+    """The current version of a type's stored form (1 until the type is first upcast)."""
+    return int(getattr(EVENT_CLASSES[type_name], "class_version", 1))

@@ -137,8 +137,7 @@ class Ingestor:
                 for statement in self._validate:
                     con.execute(statement)
                 bad = con.sql(
-                    "SELECT line_no, error, json_extract_string(e.event_id, '$'), "
-                    "json_extract_string(e.type, '$') FROM checked "
+                    "SELECT line_no, error, s_event_id, s_type FROM checked "
                     "WHERE error IS NOT NULL ORDER BY line_no"
                 ).fetchall()
                 encoded = con.sql(ENCODE_SQL).pl()

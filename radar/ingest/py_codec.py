@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from radar.domain.envelope import SYSTEM_STREAM_PREFIX, Event
-from radar.domain.events import TOPICS
+from radar.domain.events import TOPICS, class_version
 
 
 def _dumps(obj: Any) -> str:
@@ -59,6 +59,9 @@ def encode_event(event: Event) -> dict[str, Any]:
         + ',"data":'
         + _dumps(event.facts())
     )
+    version = class_version(event.type)
+    if version > 1:
+        head += ',"class_version":' + str(version)
     personal = event.personal_data()
     return {
         "source": event.source,

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from radar.domain.catalogue import CATALOGUE
 from radar.domain.envelope import ENVELOPE_FIELDS, MAX_EVENT_BYTES, SYSTEM_STREAM_PREFIX
-from radar.domain.events import TOPICS
+from radar.domain.events import TOPICS, class_version
 from radar.domain.fieldspec import payload_fields
 from radar.domain.vocabulary import CHANNELS, DIRECTIONS
 
@@ -75,6 +75,7 @@ def catalogue_tables() -> dict[str, pa.Table]:
                 "direction_rule": t.direction,
                 "default_direction": t.direction if t.direction in DIRECTIONS else None,
                 "topic": TOPICS[name],
+                "class_version": class_version(name),
             }
         )
         for ord_, f in enumerate(specs):
@@ -86,6 +87,7 @@ def catalogue_tables() -> dict[str, pa.Table]:
                 {
                     "type": name,
                     "name": f.name,
+                    "key_json": json.dumps(f.name) + ":",
                     "ord": ord_,
                     "duck_types": sorted({d for k in kinds for d in _DUCK_TYPES[k]}),
                     "expected": expected,
@@ -117,12 +119,23 @@ def install_catalogue(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _s(member: str) -> str:
-    """Text of an envelope member (NULL when absent or JSON null)."""
-    return f"json_extract_string(e.\"{member}\", '$')"
+    """Column with the text of an envelope member (NULL when absent or JSON null)."""
+    return f"s_{member}"
 
 
 def _t(member: str) -> str:
-    return f'json_type(e."{member}")'
+    """Column with the JSON type of an envelope member (NULL when absent)."""
+    return f"t_{member}"
+
+
+_MEMBERS = (
+    ", ".join(
+        f'json_type(e."{m}") AS t_{m}, json_extract_string(e."{m}", \'$\') AS s_{m}'
+        for m in ENVELOPE_FIELDS
+        if m != "data"
+    )
+    + ', json_type(e."data") AS t_data'
+)
 
 
 def _envelope_error() -> str:
@@ -232,20 +245,24 @@ def validate_steps(source: str = "raw_in") -> list[str]:
             CASE WHEN json_type(j) = 'OBJECT' THEN json_keys(j) END AS keys
         FROM j""",
         f"""CREATE OR REPLACE TEMP TABLE env AS
-        SELECT p.line_no, p.e, ct.type AS type,
+        WITH m AS (
+            SELECT line_no, bytes, j, j IS NULL AS malformed, e IS NULL AS not_object, keys,
+                   e."data" AS data, {_MEMBERS}
+            FROM parsed
+        )
+        SELECT m.*, ct.type AS type, ct.topic, ct.default_direction, ct.class_version,
             CASE
-                WHEN p.bytes > {MAX_EVENT_BYTES}
-                    THEN 'event: oversized (' || p.bytes || ' bytes > {MAX_EVENT_BYTES})'
-                WHEN p.j IS NULL THEN 'event: malformed JSON'
-                WHEN p.e IS NULL THEN 'event: must be a JSON object'
+                WHEN m.bytes > {MAX_EVENT_BYTES}
+                    THEN 'event: oversized (' || m.bytes || ' bytes > {MAX_EVENT_BYTES})'
+                WHEN m.malformed THEN 'event: malformed JSON'
+                WHEN m.not_object THEN 'event: must be a JSON object'
                 ELSE {_envelope_error()}
             END AS error
-        FROM parsed p LEFT JOIN cat_types ct ON ct.type = json_extract_string(p.e."type", '$')""",
+        FROM m LEFT JOIN cat_types ct ON ct.type = m.s_type""",
         """CREATE OR REPLACE TEMP TABLE pairs AS
         WITH m AS (
-            SELECT line_no, type,
-                   json_transform(e."data", '"MAP(VARCHAR, JSON)"') AS members
-            FROM env WHERE error IS NULL AND json_type(e."data") = 'OBJECT'
+            SELECT line_no, type, json_transform(data, '"MAP(VARCHAR, JSON)"') AS members
+            FROM env WHERE error IS NULL AND t_data = 'OBJECT'
         ), unnested AS (
             SELECT line_no, type, unnest(map_keys(members)) AS key,
                    unnest(map_values(members)) AS value
@@ -256,7 +273,7 @@ def validate_steps(source: str = "raw_in") -> list[str]:
             FROM unnested
         )
         SELECT kv.line_no, kv.type, kv.key AS name, kv.value AS value, kv.type_of AS jtype,
-               f.ord, f.personal, {field_error} AS error
+               f.ord, f.personal, f.key_json, {field_error} AS error
         FROM kv LEFT JOIN cat_fields f ON f.type = kv.type AND f.name = kv.key""".replace(
             "{field_error}", _FIELD_ERROR
         ),
@@ -275,7 +292,7 @@ def validate_steps(source: str = "raw_in") -> list[str]:
                   UNION ALL SELECT line_no, ord, name, error FROM missing)
             GROUP BY line_no
         )
-        SELECT env.line_no, env.e, env.type, coalesce(env.error, d.error) AS error
+        SELECT env.* EXCLUDE (error, keys, data), coalesce(env.error, d.error) AS error
         FROM env LEFT JOIN data_errors d USING (line_no)""",
     ]
 
@@ -292,36 +309,32 @@ def _iso_utc(ts: str) -> str:
 
 ENCODE_SQL = f"""
 WITH valid AS (
-    SELECT line_no, e, type FROM checked WHERE error IS NULL
+    SELECT * FROM checked WHERE error IS NULL
 ), members AS (
     -- the given payload members (JSON nulls dropped), then the defaults of absent fields
-    SELECT line_no, name, value, ord, personal FROM pairs
+    SELECT line_no, key_json, value, ord, personal FROM pairs
     WHERE error IS NULL AND jtype <> 'NULL'
     UNION ALL
-    SELECT v.line_no, f.name, f.default_json::JSON, f.ord, f.personal
+    SELECT v.line_no, f.key_json, f.default_json::JSON, f.ord, f.personal
     FROM valid v JOIN cat_fields f ON f.type = v.type AND f.default_json IS NOT NULL
     WHERE NOT EXISTS (SELECT 1 FROM pairs p WHERE p.line_no = v.line_no AND p.name = f.name
                       AND p.jtype <> 'NULL')
 ), objects AS (
     SELECT line_no,
-        '{{' || string_agg(to_json(name) || ':' || value, ',' ORDER BY ord)
+        '{{' || string_agg(key_json || value, ',' ORDER BY ord)
             FILTER (WHERE NOT personal) || '}}' AS facts,
-        '{{' || string_agg(to_json(name) || ':' || value, ',' ORDER BY ord)
+        '{{' || string_agg(key_json || value, ',' ORDER BY ord)
             FILTER (WHERE personal) || '}}' AS pii
     FROM members GROUP BY line_no
 ), rows AS (
-    SELECT v.line_no, v.type, ct.topic, ct.default_direction, o.facts, o.pii,
-        {_s("event_id")} AS event_id_given,
-        {_s("customer_id")} AS customer_id,
-        {_s("source")} AS source,
-        {_s("channel")} AS channel,
-        coalesce({_s("direction")}, ct.default_direction) AS direction,
-        CAST({_s("occurred_at")} AS TIMESTAMPTZ) AS occurred_at,
-        v.e
-    FROM valid v JOIN cat_types ct ON ct.type = v.type
-    LEFT JOIN objects o ON o.line_no = v.line_no
-), ids AS (
-    SELECT *, coalesce(event_id_given, 'radar-' || md5(CAST(e AS VARCHAR))) AS event_id FROM rows
+    SELECT v.line_no, v.type, v.topic, v.class_version, o.facts, o.pii,
+        coalesce(v.s_event_id, 'radar-' || md5(CAST(j AS VARCHAR))) AS event_id,
+        v.s_customer_id AS customer_id,
+        v.s_source AS source,
+        v.s_channel AS channel,
+        coalesce(v.s_direction, v.default_direction) AS direction,
+        CAST(v.s_occurred_at AS TIMESTAMPTZ) AS occurred_at
+    FROM valid v LEFT JOIN objects o ON o.line_no = v.line_no
 )
 SELECT line_no, source, event_id,
     coalesce(customer_id, '{SYSTEM_STREAM_PREFIX}' || type) AS stream,
@@ -333,8 +346,8 @@ SELECT line_no, source, event_id,
     || ',"source":' || to_json(source)
     || ',"channel":' || coalesce(to_json(channel)::VARCHAR, 'null')
     || ',"direction":' || coalesce(to_json(direction)::VARCHAR, 'null')
-    || ',"data":' || coalesce(facts::VARCHAR, '{{}}') AS head,
+    || ',"data":' || coalesce(facts::VARCHAR, '{{}}')
+    || CASE WHEN class_version > 1 THEN ',"class_version":' || class_version ELSE '' END AS head,
     pii::VARCHAR AS pii_plain
-FROM ids
-ORDER BY line_no
+FROM rows
 """

@@ -24,6 +24,7 @@ import pyarrow as pa
 from radar.projections.customers import customer_rows_sql, customers_ddl
 from radar.projections.decode import decode_sql
 from radar.projections.schema import POSITION_DDL, contacts_view_sql, events_ddl
+from radar.projections.upcast import upcast_batch
 from radar.store.base import EventStore
 
 Fault = Callable[[str], None]
@@ -139,7 +140,7 @@ class Projector:
         return CatchUp(events, batches, self.position(), time.perf_counter() - started, recomputed)
 
     def _read(self, after: int, head: int) -> pa.Table:
-        return self.store.read_range(after, min(head, after + self.batch_size))
+        return upcast_batch(self.store.read_range(after, min(head, after + self.batch_size)))
 
     def _apply(self, batch: pa.Table, last: int, bulk: bool, fault: Fault | None) -> None:
         con = self.con
