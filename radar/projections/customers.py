@@ -22,6 +22,20 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(lit(v) for v in values) + ")"
 
 
+def _sum(expr: str, condition: str) -> str:
+    """An order-independent (exact) sum: floating-point sums differ with the summation order,
+    which would make a rebuild differ from an incremental catch-up in the last bits."""
+    return f"CAST(sum(CAST({expr} AS DECIMAL(38, 6))) FILTER (WHERE {condition}) AS DOUBLE)"
+
+
+def _avg(expr: str, condition: str) -> str:
+    """An order-independent average (see :func:`_sum`)."""
+    return (
+        f"CAST(sum(CAST({expr} AS DECIMAL(38, 6))) FILTER (WHERE {condition}) / "
+        f"nullif(count({expr}) FILTER (WHERE {condition}), 0) AS DOUBLE)"
+    )
+
+
 def _latest(expr: str, condition: str) -> str:
     return f"arg_max({expr}, {ORDER_KEY}) FILTER (WHERE {condition})"
 
@@ -59,8 +73,8 @@ def _definitions() -> dict[str, str]:
         "purchase_days": (
             "count(DISTINCT CAST(occurred_at AS DATE)) FILTER (WHERE type = 'purchase')"
         ),
-        "revenue": "coalesce(sum(amount) FILTER (WHERE type = 'purchase'), 0)",
-        "avg_order_value": "avg(amount) FILTER (WHERE type = 'purchase')",
+        "revenue": "coalesce(" + _sum("amount", "type = 'purchase'") + ", 0)",
+        "avg_order_value": _avg("amount", "type = 'purchase'"),
         "first_purchase_at": "min(occurred_at) FILTER (WHERE type = 'purchase')",
         "last_purchase_at": "max(occurred_at) FILTER (WHERE type = 'purchase')",
         "inbound_contacts": f"count(*) FILTER (WHERE {contact} AND direction = 'inbound')",
@@ -85,16 +99,16 @@ def _definitions() -> dict[str, str]:
             "greatest(0, count(DISTINCT ticket_id) FILTER (WHERE type = 'ticket.opened') - "
             "count(DISTINCT ticket_id) FILTER (WHERE type = 'ticket.resolved'))"
         ),
-        "avg_satisfaction": (
-            "avg(CASE WHEN scale = 'csat' THEN (score - 1) * 2.5 ELSE score END) "
-            "FILTER (WHERE type = 'satisfaction.rated')"
+        "avg_satisfaction": _avg(
+            "CASE WHEN scale = 'csat' THEN (score - 1) * 2.5 ELSE score END",
+            "type = 'satisfaction.rated'",
         ),
-        "avg_nps": "avg(score) FILTER (WHERE type = 'satisfaction.rated' AND scale = 'nps')",
+        "avg_nps": _avg("score", "type = 'satisfaction.rated' AND scale = 'nps'"),
         "payments": "count(*) FILTER (WHERE type = 'payment')",
         "late_payments": (
             "count(*) FILTER (WHERE type = 'payment' AND (days_late > 0 OR paid_date > due_date))"
         ),
-        "avg_days_late": "avg(days_late) FILTER (WHERE type = 'payment' AND days_late > 0)",
+        "avg_days_late": _avg("days_late", "type = 'payment' AND days_late > 0"),
     }
     for ch in CONSENT_CHANNELS:
         d[f"consent_{ch}"] = _latest(
