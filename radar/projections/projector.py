@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from radar.projections.customers import customer_rows_sql, customers_ddl
 from radar.projections.decode import decode_sql
@@ -140,7 +141,12 @@ class Projector:
         return CatchUp(events, batches, self.position(), time.perf_counter() - started, recomputed)
 
     def _read(self, after: int, head: int) -> pa.Table:
-        return upcast_batch(self.store.read_range(after, min(head, after + self.batch_size)))
+        """The next batch after ``after`` up to ``head`` (paged by count, so gaps in positions —
+        e.g. a rolled-back PostgreSQL sequence value — never stop the catch-up)."""
+        batch = self.store.read_after(after, self.batch_size)
+        if batch.num_rows and batch.column("position")[-1].as_py() > head:
+            batch = batch.filter(pc.less_equal(batch.column("position"), head))
+        return upcast_batch(batch)
 
     def _apply(self, batch: pa.Table, last: int, bulk: bool, fault: Fault | None) -> None:
         con = self.con

@@ -26,6 +26,17 @@ STAGED_COLUMNS = ("line_no", "source", "event_id", "stream", "topic", "body")
 READ_COLUMNS = ("position", "stream", "stream_version", "topic", "state")
 
 
+READ_SCHEMA = pa.schema(
+    [
+        ("position", pa.int64()),
+        ("stream", pa.string()),
+        ("stream_version", pa.int64()),
+        ("topic", pa.string()),
+        ("state", pa.binary()),
+    ]
+)
+
+
 def staged_schema() -> pa.Schema:
     """Schema of a staged batch.
 

@@ -20,8 +20,8 @@ import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
-from radar.store.base import AppendOutcome
-from radar.store.staging import finalise
+from radar.store.base import READ_SCHEMA, AppendOutcome
+from radar.store.staging import drop_repeated_keys, finalise
 
 EVENTS_TABLE = "stored_events"
 KEYS_DDL = (
@@ -98,6 +98,7 @@ class SQLiteEventStore:
     def append_staged(self, rows: pa.Table) -> AppendOutcome:
         if rows.num_rows == 0:
             return AppendOutcome(accepted=0)
+        rows, repeated = drop_repeated_keys(rows)
         keys = rows.select(["line_no", "source", "event_id", "stream"])
         with self._cursor() as cur:
             _begin_immediate(cur)
@@ -108,7 +109,7 @@ class SQLiteEventStore:
                     "SELECT s.line_no FROM temp.radar_stage s JOIN radar_event_keys k "
                     "ON k.source = s.source AND k.event_id = s.event_id"
                 )
-                dups = cur.fetch_arrow_table().column(0).to_pylist()
+                dups = cur.fetch_arrow_table().column(0).to_pylist() + repeated
                 cur.execute(
                     "SELECT d.stream AS stream, (SELECT max(e.originator_version) FROM "
                     f"{EVENTS_TABLE} e WHERE e.originator_id = d.stream) AS version "
@@ -148,7 +149,9 @@ class SQLiteEventStore:
         with self._cursor() as cur:
             cur.execute(sql, params)
             table: pa.Table = cur.fetch_arrow_table()
-        return table
+        if table.num_rows == 0:  # ADBC cannot infer column types without rows
+            return READ_SCHEMA.empty_table()
+        return table.cast(READ_SCHEMA)
 
     def read_after(self, position: int, limit: int) -> pa.Table:
         return self._query(READ_SQL + "WHERE rowid > ? ORDER BY rowid LIMIT ?", (position, limit))

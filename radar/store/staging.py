@@ -25,6 +25,23 @@ def timestamp_prefix(recorded_at: datetime) -> str:
     return '{"timestamp":' + enc + ","
 
 
+def drop_repeated_keys(staged: pa.Table) -> tuple[pa.Table, list[int]]:
+    """``staged`` without later repeats of a (source, event_id) key, and their line numbers.
+
+    The first line of a key wins; the others are duplicates of it.
+    """
+    frame = pl.from_arrow(staged)
+    assert isinstance(frame, pl.DataFrame)
+    repeat = pl.int_range(pl.len()).over("source", "event_id", order_by="line_no") > 0
+    flagged = frame.with_columns(repeat.alias("_repeat"))
+    repeated = flagged.filter(pl.col("_repeat"))["line_no"].to_list()
+    if not repeated:
+        return staged, []
+    return flagged.filter(~pl.col("_repeat")).drop("_repeat").to_arrow().cast(
+        staged.schema
+    ), repeated
+
+
 def finalise(
     staged: pa.Table,
     duplicate_lines: pa.Array | list[int],
