@@ -250,7 +250,10 @@ def validate_steps(source: str = "raw_in") -> list[str]:
                    e."data" AS data, {_MEMBERS}
             FROM parsed
         )
-        SELECT m.*, ct.type AS type, ct.topic, ct.default_direction, ct.class_version,
+        SELECT m.* EXCLUDE (j),
+            CASE WHEN m.s_event_id IS NULL THEN 'radar-' || md5(CAST(m.j AS VARCHAR)) END
+                AS content_id,
+            ct.type AS type, ct.topic, ct.default_direction, ct.class_version,
             CASE
                 WHEN m.bytes > {MAX_EVENT_BYTES}
                     THEN 'event: oversized (' || m.bytes || ' bytes > {MAX_EVENT_BYTES})'
@@ -328,7 +331,7 @@ WITH valid AS (
     FROM members GROUP BY line_no
 ), rows AS (
     SELECT v.line_no, v.type, v.topic, v.class_version, o.facts, o.pii,
-        coalesce(v.s_event_id, 'radar-' || md5(CAST(j AS VARCHAR))) AS event_id,
+        coalesce(v.s_event_id, v.content_id) AS event_id,
         v.s_customer_id AS customer_id,
         v.s_source AS source,
         v.s_channel AS channel,
