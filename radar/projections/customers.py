@@ -40,6 +40,10 @@ def _latest(expr: str, condition: str) -> str:
     return f"arg_max({expr}, {ORDER_KEY}) FILTER (WHERE {condition})"
 
 
+def _latest_null(expr: str, condition: str) -> str:
+    return f"arg_max_null({expr}, {ORDER_KEY}) FILTER (WHERE {condition})"
+
+
 def _profile(field: str) -> str:
     return _latest(field, f"type IN {_in(PROFILE)} AND {field} IS NOT NULL")
 
@@ -49,7 +53,8 @@ def _score(name: str) -> str:
 
 
 def _group(segmentation: str) -> str:
-    return _latest(
+    # arg_max_null: a later segment.left (NULL here) must win over an earlier segment.entered
+    return _latest_null(
         "CASE WHEN type = 'segment.entered' THEN segment END",
         f"type IN ('segment.entered', 'segment.left') AND segmentation = {lit(segmentation)}",
     )

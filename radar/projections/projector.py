@@ -11,6 +11,7 @@ Either way ``customers`` equals the aggregation of ``events``, which is what a r
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -65,10 +66,32 @@ def connect_view(
     return con
 
 
+def schema_version() -> str:
+    """A digest of the view's DDL: a view file built by another radar version is rebuilt."""
+    ddl = "\n".join([events_ddl(), customers_ddl(), POSITION_DDL, contacts_view_sql()])
+    return hashlib.sha256(ddl.encode()).hexdigest()[:16]
+
+
+def _drop_view(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW IF EXISTS contacts")
+    for table in ("events", "customers", "radar_position", "radar_dirty", "radar_schema"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the view's tables; a view of another schema version is dropped (it is derived
+    data: the next catch-up rebuilds it from the log)."""
+    con.execute("CREATE TABLE IF NOT EXISTS radar_schema (version VARCHAR)")
+    found = con.execute("SELECT version FROM radar_schema").fetchall()
+    if found and found[0][0] != schema_version():
+        _drop_view(con)
+        con.execute("CREATE TABLE radar_schema (version VARCHAR)")
+    if not con.execute("SELECT count(*) FROM radar_schema").fetchall()[0][0]:
+        con.execute("INSERT INTO radar_schema VALUES (?)", [schema_version()])
     con.execute(events_ddl())
     con.execute(customers_ddl())
     con.execute(POSITION_DDL)
+    con.execute("CREATE TABLE IF NOT EXISTS radar_dirty (customer_id VARCHAR PRIMARY KEY)")
     con.execute(contacts_view_sql())
     con.execute(
         "INSERT INTO radar_position VALUES (?, 0, FALSE, now()) ON CONFLICT DO NOTHING", [NAME]
@@ -161,6 +184,11 @@ class Projector:
                     touched = "customer_id IN (SELECT DISTINCT stream FROM batch)"
                     con.execute(f"DELETE FROM customers WHERE {touched}")
                     con.execute(f"INSERT INTO customers {customer_rows_sql(where=touched)}")
+                else:  # remember who to recompute once the backlog is applied
+                    con.execute(
+                        "INSERT INTO radar_dirty SELECT DISTINCT stream FROM batch "
+                        "ON CONFLICT DO NOTHING"
+                    )
                 con.execute(
                     "UPDATE radar_position SET position = ?, updated_at = now(), "
                     "customers_dirty = customers_dirty OR ? WHERE projection = ?",
@@ -174,13 +202,20 @@ class Projector:
             con.unregister("batch")
 
     def _recompute_customers(self, fault: Fault | None = None) -> None:
+        """Recompute the customers touched by the backlog (all of them after a rebuild)."""
         con = self.con
+        everyone = not con.execute("SELECT count(*) FROM customers").fetchall()[0][0]
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute("DELETE FROM customers")
-            con.execute(f"INSERT INTO customers {customer_rows_sql()}")
+            if everyone:
+                con.execute(f"INSERT INTO customers {customer_rows_sql()}")
+            else:
+                touched = "customer_id IN (SELECT customer_id FROM radar_dirty)"
+                con.execute(f"DELETE FROM customers WHERE {touched}")
+                con.execute(f"INSERT INTO customers {customer_rows_sql(where=touched)}")
             if fault:
                 fault("inside_recompute")
+            con.execute("DELETE FROM radar_dirty")
             con.execute(
                 "UPDATE radar_position SET customers_dirty = FALSE WHERE projection = ?", [NAME]
             )
@@ -194,9 +229,7 @@ class Projector:
         with self._lock:
             con = self.con
             con.execute("BEGIN TRANSACTION")
-            con.execute("DROP VIEW IF EXISTS contacts")
-            for table in ("events", "customers", "radar_position"):
-                con.execute(f"DROP TABLE IF EXISTS {table}")
+            _drop_view(con)
             create_schema(con)
             con.execute("UPDATE radar_position SET customers_dirty = TRUE")
             con.execute("COMMIT")

@@ -338,7 +338,11 @@ def _parse_file(data: bytes, file: str, columns: Mapping[str, Column]) -> _FileR
     except UnicodeDecodeError as exc:
         error(None, f"not UTF-8 text (byte {exc.start})")
         return out
-    loader = _YamlLoader(text)
+    try:
+        loader = _YamlLoader(text)
+    except yaml.YAMLError as exc:  # e.g. a control character the YAML reader refuses
+        error(None, f"malformed YAML: {exc}")
+        return out
     try:
         root = loader.get_single_node()
         doc = loader.construct_document(root) if root is not None else None

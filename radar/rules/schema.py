@@ -201,6 +201,20 @@ class Rule(_Strict):
             raise ValueError(f"unknown consent channel {v!r}{did_you_mean(v, allowed)}")
         return v
 
+    @model_validator(mode="after")
+    def _consent_fits_channel(self) -> Rule:
+        """No action is ever planned on a channel without that channel's consent."""
+        channel = self.action.channel
+        if channel in CONSENT_CHANNELS and self.consent not in (None, channel):
+            raise ValueError(
+                f"consent: an action on {channel} always needs the customer's {channel} consent "
+                f"(got {self.consent!r}); 'none' or another channel is only allowed for actions "
+                "on channels without consent ("
+                + ", ".join(c for c in CHANNELS if c not in CONSENT_CHANNELS)
+                + ")"
+            )
+        return self
+
     @field_validator("holdout", mode="before")
     @classmethod
     def _percent(cls, v: Any) -> Any:

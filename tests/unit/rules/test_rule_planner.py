@@ -107,7 +107,6 @@ def test_no_planned_action_on_a_channel_without_consent(
     )
     rs = ruleset(
         rule("call", channel="phone"),
-        rule("service", channel="phone", extra="consent: none"),
         rule("web", channel="web"),
     )
     got = statuses(plan_actions(con, rs, reference=REF, position=1, action_history=None))
@@ -115,8 +114,14 @@ def test_no_planned_action_on_a_channel_without_consent(
     assert got[("no", "call")] == ("suppressed", "consent")
     assert got[("never", "call")] == ("suppressed", "consent")
     for cid in ("yes", "no", "never"):
-        assert got[(cid, "service")] == ("planned", None)
         assert got[(cid, "web")] == ("planned", None)
+
+
+def test_a_rule_cannot_waive_the_consent_of_its_own_channel() -> None:
+    from radar.rules.loader import RuleSetInvalid
+
+    with pytest.raises(RuleSetInvalid, match="always needs the customer's phone consent"):
+        ruleset(rule("service", channel="phone", extra="consent: none"))
 
 
 def test_consent_of_another_channel_can_be_required(

@@ -1,0 +1,67 @@
+"""FastAPI dependencies shared by the routes: the running service and role checks.
+
+A key is presented as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. No key, or an
+unknown or revoked one, is 401; a valid key whose role may not use the endpoint is 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from radar.service.auth import Principal, Role
+from radar.service.core import Service
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Bearer radar_…`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key: `radar_…`")
+
+APPENDER = (Role.appender, Role.admin)
+MARKETER = (Role.marketer, Role.auditor, Role.admin)
+RULE_WRITER = (Role.marketer, Role.admin)
+AUDITOR = (Role.auditor, Role.admin)
+ADMIN = (Role.admin,)
+ANY = tuple(Role)
+
+
+def get_service(request: Request) -> Service:
+    service: Service | None = getattr(request.app.state, "service", None)
+    if service is None:
+        raise HTTPException(503, "the service is starting or stopping")
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that lets only ``roles`` through (401 without a valid key, else 403)."""
+    allowed = frozenset(roles)
+
+    def check(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        header: Annotated[str | None, Depends(_header)],
+    ) -> Principal:
+        token = header or (bearer.credentials if bearer is not None else None)
+        if not token:
+            raise HTTPException(
+                401,
+                "an API key is required (X-API-Key or Authorization: Bearer)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        principal = get_service(request).keyring.verify(token)
+        if principal is None:
+            raise HTTPException(
+                401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if principal.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise HTTPException(
+                403, f"the role {principal.role.value!r} may not do this (allowed: {names})"
+            )
+        return principal
+
+    return check

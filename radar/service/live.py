@@ -1,0 +1,145 @@
+"""The live loop: the service keeps its DuckDB view caught up with the log in the background.
+
+The service process owns the view (DuckDB allows one writer per file). All access to it goes
+through :meth:`LiveView.read`, which holds one lock, so the background catch-up and the request
+handlers never use the connection at the same time. After each catch-up that applied events the
+loop also copies new ``action.planned`` events into the action queue and, when
+``radar.rules.live`` offers ``run_event_rules(engine)``, runs the rules meant to react to events.
+An append wakes the loop at once, so an appended event is in the view well within a second.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import duckdb
+
+from radar.engine import Engine
+from radar.service.queue import COLUMNS, ActionQueue
+
+log = logging.getLogger("radar.service")
+
+RULES_HOOK = ("radar.rules.live", "run_event_rules")
+
+
+@dataclass
+class LiveStats:
+    catch_ups: int = 0
+    events_projected: int = 0
+    last_catch_up: float = 0.0
+    last_error: str = ""
+
+
+class LiveView:
+    """The view, a lock around it, and the background catch-up thread."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        queue: ActionQueue | None = None,
+        *,
+        interval: float = 0.25,
+        min_gap: float = 0.15,
+    ) -> None:
+        self.engine = engine
+        self.queue = queue
+        self.interval = interval
+        self.min_gap = min(min_gap, interval)
+        self.stats = LiveStats()
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rules_hook: Callable[[Engine], object] | None = _find_rules_hook()
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The view connection, held exclusively for the block."""
+        with self._lock:
+            yield self.engine.view
+
+    def position(self) -> int:
+        with self._lock:
+            return self.engine.projector.position()
+
+    # -- catching up --------------------------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Apply new events to the view, fill the action queue, run event rules; events applied."""
+        with self._lock:
+            result = self.engine.project()
+            applied = result.events
+            if self._rules_hook is not None and applied:
+                self._rules_hook(self.engine)
+                applied += self.engine.project().events
+            if self.queue is not None:
+                self._sync_queue()
+        self.stats.catch_ups += 1
+        self.stats.events_projected += applied
+        self.stats.last_catch_up = time.time()
+        return applied
+
+    def _sync_queue(self) -> None:
+        assert self.queue is not None
+        after = self.queue.synced_position()
+        upto = self.engine.projector.position()
+        if upto <= after:
+            return
+        rows = self.engine.view.execute(
+            f"SELECT {', '.join(COLUMNS[:-1])}, strftime(occurred_at, '%Y-%m-%dT%H:%M:%SZ') "
+            "FROM events e WHERE type = 'action.planned' AND position > ? AND position <= ? "
+            "AND channel IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customers c "
+            "WHERE c.customer_id = e.customer_id AND c.forgotten) ORDER BY position",
+            [after, upto],
+        ).fetchall()
+        self.queue.add(rows, upto)
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="radar-live", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=60)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.catch_up()
+                self.stats.last_error = ""
+            except Exception as e:  # keep serving; report it in /health
+                self.stats.last_error = f"{type(e).__name__}: {e}"
+                log.exception("catch-up failed")
+                self._stop.wait(1.0)
+            # Let appends accumulate a little: fewer, larger catch-ups cost less per event.
+            self._stop.wait(self.min_gap)
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+
+def _find_rules_hook() -> Callable[[Engine], object] | None:
+    module_name, function = RULES_HOOK
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name == module_name:
+            return None
+        raise
+    hook = getattr(module, function, None)
+    return hook if callable(hook) else None
