@@ -96,6 +96,9 @@ def _suggest_types(rejections: list[Rejection]) -> list[Rejection]:
     return out
 
 
+CHUNK_ROWS = 16_384
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A validated, encoded batch ready to append (``staged`` is None when nothing is valid)."""
@@ -130,6 +133,8 @@ class Ingestor:
 
     def prepare(self, raw: pa.Table) -> Prepared:
         """Validate, encode and encrypt one batch (no store access; may run ahead in a thread)."""
+        # several Arrow chunks let DuckDB scan the batch with all its threads
+        raw = pa.Table.from_batches(raw.to_batches(max_chunksize=CHUNK_ROWS), raw.schema)
         with self._lock:
             con = self._con
             con.register("raw_in", raw)
@@ -164,13 +169,11 @@ class Ingestor:
         if encoded.height == 0:
             return Prepared(None, [], rejections)
         # A key repeated inside the batch: the first line wins, later ones are duplicates.
-        encoded = encoded.with_columns(
-            (pl.int_range(pl.len()).over("source", "event_id", order_by="line_no") > 0).alias(
-                "_dup"
-            )
+        encoded = encoded.sort("line_no").with_columns(
+            pl.struct("source", "event_id").is_first_distinct().alias("_first")
         )
-        in_batch_dups = encoded.filter(pl.col("_dup"))["line_no"].to_list()
-        encoded = encoded.filter(~pl.col("_dup"))
+        in_batch_dups = encoded.filter(~pl.col("_first"))["line_no"].to_list()
+        encoded = encoded.filter(pl.col("_first"))
         tokens = self._encrypt(encoded)
         staged = encoded.with_columns(tokens).select(
             "line_no",

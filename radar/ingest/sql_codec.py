@@ -236,14 +236,15 @@ def validate_steps(source: str = "raw_in") -> list[str]:
     """Statements that leave TEMP tables ``parsed``, ``pairs`` and ``checked``."""
     return [
         f"""CREATE OR REPLACE TEMP TABLE parsed AS
-        WITH j AS (
-            SELECT line_no, raw, CASE WHEN json_valid(raw) THEN raw::JSON END AS j FROM {source}
+        WITH v AS (
+            SELECT line_no, raw, json_valid(raw) AS valid,
+                   starts_with(ltrim(raw), '{{') AS object
+            FROM {source}
         )
-        SELECT line_no, strlen(raw) AS bytes, j,
-            CASE WHEN json_type(j) = 'OBJECT'
-                THEN json_transform(j, '{ENVELOPE_STRUCTURE}') END AS e,
-            CASE WHEN json_type(j) = 'OBJECT' THEN json_keys(j) END AS keys
-        FROM j""",
+        SELECT line_no, strlen(raw) AS bytes, CASE WHEN valid THEN raw END AS j,
+            CASE WHEN valid AND object THEN json_transform(raw, '{ENVELOPE_STRUCTURE}') END AS e,
+            CASE WHEN valid AND object THEN json_keys(raw) END AS keys
+        FROM v""",
         f"""CREATE OR REPLACE TEMP TABLE env AS
         WITH m AS (
             SELECT line_no, bytes, j, j IS NULL AS malformed, e IS NULL AS not_object, keys,

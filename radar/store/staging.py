@@ -32,7 +32,8 @@ def drop_repeated_keys(staged: pa.Table) -> tuple[pa.Table, list[int]]:
     """
     frame = pl.from_arrow(staged)
     assert isinstance(frame, pl.DataFrame)
-    repeat = pl.int_range(pl.len()).over("source", "event_id", order_by="line_no") > 0
+    frame = frame.sort("line_no")
+    repeat = ~pl.struct("source", "event_id").is_first_distinct()
     flagged = frame.with_columns(repeat.alias("_repeat"))
     repeated = flagged.filter(pl.col("_repeat"))["line_no"].to_list()
     if not repeated:
