@@ -18,8 +18,10 @@ import polars as pl
 import pyarrow as pa
 
 from radar.domain.catalogue import CATALOGUE
-from radar.domain.envelope import Event
+from radar.domain.envelope import SYSTEM_STREAM_PREFIX, Event
+from radar.domain.events import TOPICS, class_version
 from radar.domain.suggest import did_you_mean
+from radar.domain.vocabulary import CHANNELS, DIRECTIONS
 from radar.ingest.py_codec import encode_event
 from radar.ingest.sql_codec import ENCODE_SQL, install_catalogue, validate_steps
 from radar.privacy.cipher import encrypt
@@ -108,6 +110,47 @@ class Prepared:
     rejections: list[Rejection]
 
 
+#: Columns of a frame of radar-built events (see :meth:`Ingestor.prepare_trusted`).
+TRUSTED_COLUMNS = (
+    "event_id",
+    "type",
+    "customer_id",
+    "occurred_at",
+    "source",
+    "channel",
+    "direction",
+    "data",
+)
+
+
+def check_trusted(frame: pl.DataFrame) -> None:
+    """Raise ValueError when radar-built events break the catalogue's envelope rules."""
+    missing = [c for c in TRUSTED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"radar-built events lack columns {missing}")
+    allowed = [n for n, t in CATALOGUE.items() if t.written_by == "radar" and not t.personal_fields]
+    problems = {
+        "type not written by radar": ~pl.col("type").is_in(allowed),
+        "event_id missing": pl.col("event_id").is_null()
+        | (pl.col("event_id").str.len_chars() == 0),
+        "customer_id missing": pl.col("customer_id").is_null()
+        & pl.col("type").is_in([n for n in allowed if CATALOGUE[n].customer]),
+        "channel missing": pl.col("channel").is_null()
+        & pl.col("type").is_in([n for n in allowed if CATALOGUE[n].channel_required]),
+        "unknown channel": pl.col("channel").is_not_null() & ~pl.col("channel").is_in(CHANNELS),
+        "direction not allowed": pl.col("direction").is_not_null()
+        & pl.col("type").is_in([n for n in allowed if CATALOGUE[n].direction == "none"]),
+        "data is not a JSON object": ~pl.col("data").str.starts_with("{"),
+        "occurred_at missing": pl.col("occurred_at").is_null(),
+    }
+    found = frame.select(
+        *(expr.fill_null(False).any().alias(name) for name, expr in problems.items())
+    ).row(0, named=True)
+    bad = [name for name, hit in found.items() if hit]
+    if bad:
+        raise ValueError(f"radar-built events are invalid: {', '.join(bad)}")
+
+
 class Ingestor:
     """Validates and appends batches of events to one store, encrypting personal fields."""
 
@@ -162,6 +205,67 @@ class Ingestor:
             return BatchResult()
         frame = pl.DataFrame(rows, schema_overrides={"pii_plain": pl.String})
         return self.commit(self._stage(frame, []))
+
+    # -- radar's own events, built from typed data ----------------------------------------------
+
+    def prepare_trusted(self, frame: pl.DataFrame, first_line: int = 1) -> Prepared:
+        """Stage events that radar itself built from typed data (rule decisions, analysis
+        results): the envelope as typed columns (:data:`TRUSTED_COLUMNS`; ``occurred_at`` a UTC
+        datetime) and ``data`` as the canonical JSON text of the facts (no nulls, defaults given).
+
+        Only radar-written types without personal fields are accepted; the envelope rules of
+        the catalogue are checked set-based (a violation is a programming error, ValueError).
+        The payload JSON is not parsed again: its shape is guaranteed by its producer and
+        checked against the pydantic models by the producers' contract tests.
+        """
+        check_trusted(frame)
+        iso = pl.col("occurred_at").dt.convert_time_zone("UTC")
+        iso_text = (
+            pl.when(iso.dt.microsecond() == 0)
+            .then(iso.dt.strftime("%Y-%m-%dT%H:%M:%S"))
+            .otherwise(iso.dt.strftime("%Y-%m-%dT%H:%M:%S.%6f"))
+        )
+        defaults = {n: t.direction for n, t in CATALOGUE.items() if t.direction in DIRECTIONS}
+        staged = frame.with_columns(
+            pl.coalesce(
+                pl.col("direction"),
+                pl.col("type").replace_strict(defaults, default=None, return_dtype=pl.String),
+            ).alias("direction")
+        )
+
+        def members(*cols: str) -> pl.Expr:
+            return pl.struct(*cols).struct.json_encode().str.slice(1).str.head(-1)
+
+        versions = {n: class_version(n) for n in CATALOGUE if class_version(n) > 1}
+        version_part = pl.col("type").replace_strict(
+            {n: f',"class_version":{v}' for n, v in versions.items()},
+            default="",
+            return_dtype=pl.String,
+        )
+        encoded = staged.select(
+            (pl.int_range(pl.len(), dtype=pl.Int64) + first_line).alias("line_no"),
+            "source",
+            "event_id",
+            pl.coalesce(pl.col("customer_id"), pl.lit(SYSTEM_STREAM_PREFIX) + pl.col("type")).alias(
+                "stream"
+            ),
+            pl.col("type").replace_strict(TOPICS, return_dtype=pl.String).alias("topic"),
+            "customer_id",
+            "occurred_at",
+            "type",
+            pl.concat_str(
+                members("type", "event_id", "customer_id"),
+                pl.lit(',"occurred_at":{"_type_":"datetime_iso","_data_":"'),
+                iso_text,
+                pl.lit('+00:00"},'),
+                members("source", "channel", "direction"),
+                pl.lit(',"data":'),
+                pl.col("data"),
+                version_part,
+            ).alias("head"),
+            pl.lit(None, dtype=pl.String).alias("pii_plain"),
+        )
+        return self._stage(encoded, [])
 
     # -- common tail --------------------------------------------------------------------------
 

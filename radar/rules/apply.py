@@ -363,16 +363,17 @@ def _rule_fragments(ruleset: RuleSet) -> pl.DataFrame:
     )
 
 
-def decision_lines(
+def decision_frame(
     decisions: pl.DataFrame, ruleset: RuleSet, *, run_id: str, occurred_at: datetime
-) -> pl.Series:
-    """One JSON envelope per decision (set-based: polars string expressions, no row loop).
+) -> pl.DataFrame:
+    """The decision events as a typed envelope frame (set-based: no row loop), for
+    :meth:`radar.ingest.pipeline.Ingestor.prepare_trusted`.
 
     ``event_id`` = ``action_id``; ``type`` by status; ``source`` = ``radar.rules``; ``channel``
-    the rule's action channel; ``occurred_at`` the reference; ``data`` the provenance.
+    the rule's action channel; ``occurred_at`` the reference; ``data`` the provenance (canonical
+    JSON: no nulls).
     """
     types = pl.Enum(list(ACTION_TYPES.values()))
-    cid = pl.struct(pl.col("customer_id").cast(pl.String)).struct.json_encode()
     reason = pl.col("reason").cast(pl.String)
     frame = decisions.select(
         "action_id",
@@ -383,21 +384,10 @@ def decision_lines(
         "position",
         pl.col("rule_id").cast(pl.String),
     ).join(_rule_fragments(ruleset), on="rule_id", how="left")
-    line = pl.concat_str(
-        pl.lit('{"event_id":"'),
-        pl.col("action_id"),
-        pl.lit('","type":"'),
-        pl.col("status")
-        .cast(pl.String)
-        .replace_strict(ACTION_TYPES, return_dtype=types)
-        .cast(pl.String),
-        pl.lit('",'),
-        cid.str.slice(1).str.head(-1),
-        pl.lit(f',"occurred_at":"{_iso(occurred_at)}","source":"{SOURCE}","channel":'),
-        pl.col("channel_json"),
-        pl.lit(',"data":{"action_id":"'),
-        pl.col("action_id"),
-        pl.lit('",'),
+    data = pl.concat_str(
+        pl.lit('{"action_id":'),
+        pl.struct(pl.col("action_id")).struct.json_encode().str.slice(13).str.head(-1),
+        pl.lit(","),
         pl.col("frag"),
         pl.lit(',"view_position":'),
         pl.col("position").cast(pl.String),
@@ -406,9 +396,60 @@ def decision_lines(
         .otherwise(pl.lit(',"reason":"') + reason + pl.lit('"')),
         pl.lit(',"condition_values":'),
         pl.col("condition_values").fill_null("{}"),
-        pl.lit(f',"run_id":{json.dumps(run_id)}}}}}'),
+        pl.lit(f',"run_id":{json.dumps(run_id)}}}'),
     )
-    return frame.select(line.alias("raw")).to_series()
+    return frame.select(
+        pl.col("action_id").alias("event_id"),
+        pl.col("status")
+        .cast(pl.String)
+        .replace_strict(ACTION_TYPES, return_dtype=types)
+        .cast(pl.String)
+        .alias("type"),
+        pl.col("customer_id").cast(pl.String),
+        pl.lit(occurred_at).cast(pl.Datetime("us", "UTC")).alias("occurred_at"),
+        pl.lit(SOURCE).alias("source"),
+        pl.col("channel_json").str.json_decode(pl.String).alias("channel"),
+        pl.lit(None, dtype=pl.String).alias("direction"),
+        data.alias("data"),
+    )
+
+
+def decision_lines(
+    decisions: pl.DataFrame, ruleset: RuleSet, *, run_id: str, occurred_at: datetime
+) -> pl.Series:
+    """The decision events as public JSON envelopes (one per line), e.g. for export."""
+    frame = decision_frame(decisions, ruleset, run_id=run_id, occurred_at=occurred_at)
+    envelope = pl.struct(
+        "event_id",
+        "type",
+        "customer_id",
+        pl.col("occurred_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"),
+        "source",
+        "channel",
+    ).struct.json_encode()
+    return frame.select(
+        (envelope.str.head(-1) + pl.lit(',"data":') + pl.col("data") + pl.lit("}")).alias("raw")
+    ).to_series()
+
+
+def append_trusted(ingestor: Ingestor, frame: pl.DataFrame, batch_size: int) -> BatchResult:
+    """Append radar-built events in atomic batches (the next batch is staged while the previous
+    one is stored)."""
+    total = BatchResult()
+    starts = iter(range(0, frame.height, batch_size))
+
+    def prepare_next() -> Prepared | None:
+        start = next(starts, None)
+        if start is None:
+            return None
+        return ingestor.prepare_trusted(frame.slice(start, batch_size), start + 1)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(prepare_next)
+        while (prepared := pending.result()) is not None:
+            pending = pool.submit(prepare_next)
+            total.add(ingestor.commit(prepared))
+    return total
 
 
 def append_lines(ingestor: Ingestor, lines: pl.Series, batch_size: int) -> BatchResult:
@@ -507,10 +548,10 @@ def apply_rules(
     timings["plan"] = time.perf_counter() - t
     t = time.perf_counter()
     run_id = run_id_for(ruleset.hash, point.position)
-    lines = decision_lines(decisions, ruleset, run_id=run_id, occurred_at=point.reference)
+    events = decision_frame(decisions, ruleset, run_id=run_id, occurred_at=point.reference)
     timings["encode"] = time.perf_counter() - t
     t = time.perf_counter()
-    stored = append_lines(engine.ingestor, lines, batch_size or engine.settings.batch_size)
+    stored = append_trusted(engine.ingestor, events, batch_size or engine.settings.batch_size)
     timings["append"] = time.perf_counter() - t
     status = decisions["status"].cast(pl.String)
     return ApplyResult(
