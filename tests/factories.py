@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,3 +32,18 @@ def write_jsonl(path: Path, events: list[Any]) -> Path:
         for e in events:
             fh.write((e if isinstance(e, str) else json.dumps(e)) + "\n")
     return path
+
+
+def run_radar(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m radar ARGS`` as a user would, with ``RADAR_DATA=<cwd>/data`` (plus
+    ``env``) and the embedded SQLite store."""
+    environ = {**os.environ, "RADAR_DATA": str(cwd / "data"), "COLUMNS": "250", **env}
+    environ.pop("RADAR_EVENT_STORE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "radar", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

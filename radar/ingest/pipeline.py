@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from radar.domain.catalogue import CATALOGUE
-from radar.domain.envelope import SYSTEM_STREAM_PREFIX, Event
+from radar.domain.envelope import ENVELOPE_FIELDS, SYSTEM_STREAM_PREFIX, Event
 from radar.domain.events import TOPICS, class_version
 from radar.domain.suggest import did_you_mean
 from radar.domain.vocabulary import CHANNELS, DIRECTIONS
@@ -111,16 +111,7 @@ class Prepared:
 
 
 #: Columns of a frame of radar-built events (see :meth:`Ingestor.prepare_trusted`).
-TRUSTED_COLUMNS = (
-    "event_id",
-    "type",
-    "customer_id",
-    "occurred_at",
-    "source",
-    "channel",
-    "direction",
-    "data",
-)
+TRUSTED_COLUMNS = ENVELOPE_FIELDS
 
 
 def check_trusted(frame: pl.DataFrame) -> None:

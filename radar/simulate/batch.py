@@ -14,21 +14,14 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from radar.domain.envelope import ENVELOPE_FIELDS
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: The envelope columns of an events frame, in order.
-EVENT_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "type",
-    "customer_id",
-    "occurred_at",
-    "source",
-    "channel",
-    "direction",
-    "data",
-)
+EVENT_COLUMNS: tuple[str, ...] = ENVELOPE_FIELDS
 EVENT_SCHEMA: dict[str, pl.DataType] = {
     "event_id": pl.String(),
     "type": pl.String(),

@@ -4,26 +4,15 @@ a past moment, and clear messages (not tracebacks) for too little data or a wron
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from factories import purchase, write_jsonl
+from factories import purchase, run_radar, write_jsonl
 
 
 def radar(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RADAR_DATA": str(cwd / "data")}
-    env.pop("RADAR_EVENT_STORE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "radar", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_radar(*args, cwd=cwd)
 
 
 @pytest.mark.slow

@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import purchase, write_jsonl
+from factories import purchase, run_radar, write_jsonl
 
 NAME = "Marguerite Vanhoutte-Claes"
 EMAIL = "marguerite.claes@example.net"
 
 
 def radar(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RADAR_DATA": str(cwd / "data"), "COLUMNS": "250"}
-    env.pop("RADAR_EVENT_STORE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "radar", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_radar(*args, cwd=cwd)
 
 
 def _json(done: subprocess.CompletedProcess[str]) -> Any:

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from factories import purchase, write_jsonl
+from factories import purchase, run_radar, write_jsonl
 
 
 def radar(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RADAR_DATA": str(cwd / "data")}
-    env.pop("RADAR_EVENT_STORE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "radar", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_radar(*args, cwd=cwd)
 
 
 def test_ingesting_a_file_with_bad_lines_writes_rejects_and_a_summary(tmp_path: Path) -> None:

@@ -5,14 +5,13 @@ positive lift for the first and none for the second."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from factories import run_radar
 
 from radar.simulate import simulate, simulate_outcomes, write_events_jsonl
 
@@ -56,16 +55,7 @@ rules:
 
 
 def radar(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RADAR_DATA": str(cwd / "data"), "RADAR_RULES": str(cwd / "rules")}
-    env.pop("RADAR_EVENT_STORE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "radar", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_radar(*args, cwd=cwd, RADAR_RULES=str(cwd / "rules"))
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> Any:
