@@ -134,13 +134,20 @@ def peak_rebuild_memory(events: int, folder: Path) -> None:
     seconds, _ = radar_ingest(data, path)
     path.unlink()
     print(f"  (ingested in {seconds:.1f} s = {events / seconds:,.0f} events/s)")
+    rebuild_peak_memory(data)
+
+
+def rebuild_peak_memory(data: Path) -> None:
+    """Rebuild ``data`` in a fresh process and print its peak RSS (VmHWM: ``ru_maxrss`` would
+    report the parent's peak, which Linux carries across fork and exec)."""
     code = (
-        "import resource, sys; from pathlib import Path; from radar.engine import build_engine\n"
+        "from pathlib import Path; from radar.engine import build_engine\n"
         f"e = build_engine(data_dir=Path({str(data)!r})); r = e.rebuild(); e.close()\n"
-        "print(r.events, r.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print(r.events, r.seconds, hwm)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    n, secs, rss_kb = out.stdout.split()
+    n, secs, rss_kb = out.stdout.strip().splitlines()[-1].split()
     print(
         f"rebuild of {int(n):,} events: {float(secs):.1f} s "
         f"({int(n) / float(secs):,.0f} events/s), peak RSS {int(rss_kb) / 1024:,.0f} MiB "
@@ -154,7 +161,19 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--baseline-events", type=int, default=100_000)
     parser.add_argument("--memory-events", type=int, default=0)
+    parser.add_argument("--memory-only", action="store_true", help="only the memory check")
+    parser.add_argument("--memory-data", type=Path, help="rebuild this existing data folder")
     args = parser.parse_args()
+    if args.memory_data:
+        rebuild_peak_memory(args.memory_data)
+        return
+    if args.memory_only:
+        folder = Path(tempfile.mkdtemp(prefix="radar-bench-"))
+        try:
+            peak_rebuild_memory(args.memory_events, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     folder = Path(tempfile.mkdtemp(prefix="radar-bench-"))
     try:
         path = folder / "events.jsonl"

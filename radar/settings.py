@@ -6,7 +6,7 @@
 | event_store  | RADAR_EVENT_STORE  | ``sqlite:///<data>/events.sqlite`` or postgresql://… |
 | rules_dir    | RADAR_RULES        | ./rules                                              |
 | batch_size   | RADAR_BATCH_SIZE   | 100000 events per ingest batch                       |
-| memory_limit | RADAR_MEMORY_LIMIT | 1500MB for DuckDB                                    |
+| memory_limit | RADAR_MEMORY_LIMIT | 1GB for DuckDB                                       |
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     event_store: str | None = Field(default=None, validation_alias="RADAR_EVENT_STORE")
     rules_dir: Path = Field(default=Path("rules"), validation_alias="RADAR_RULES")
     batch_size: int = Field(default=100_000, ge=1, validation_alias="RADAR_BATCH_SIZE")
-    memory_limit: str = Field(default="1500MB", validation_alias="RADAR_MEMORY_LIMIT")
+    memory_limit: str = Field(default="1GB", validation_alias="RADAR_MEMORY_LIMIT")
 
     @property
     def store_url(self) -> str:

@@ -150,6 +150,7 @@ class Ingestor:
         self.keys = keys
         self._con = duckdb.connect(config={"threads": threads})
         self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute("SET enable_progress_bar = false")
         self._lock = threading.Lock()
         install_catalogue(self._con)
         self._validate = validate_steps("raw_in")

@@ -31,6 +31,8 @@ from radar.store.base import EventStore
 
 Fault = Callable[[str], None]
 NAME = "view"
+#: A full recompute of ``customers`` aggregates about this many events at a time.
+EVENTS_PER_PARTITION = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class CatchUp:
 def connect_view(
     path: Path | str | None,
     *,
-    memory_limit: str = "1500MB",
+    memory_limit: str = "1GB",
     threads: int = 2,
     read_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
@@ -63,6 +65,7 @@ def connect_view(
     )
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # never draw on the user's terminal
     return con
 
 
@@ -202,13 +205,21 @@ class Projector:
             con.unregister("batch")
 
     def _recompute_customers(self, fault: Fault | None = None) -> None:
-        """Recompute the customers touched by the backlog (all of them after a rebuild)."""
+        """Recompute the customers touched by the backlog (all of them after a rebuild).
+
+        A full recompute aggregates one hash partition of the customers at a time (about a
+        million events each), so its memory stays bounded however long the log is.
+        """
         con = self.con
         everyone = not con.execute("SELECT count(*) FROM customers").fetchall()[0][0]
         con.execute("BEGIN TRANSACTION")
         try:
             if everyone:
-                con.execute(f"INSERT INTO customers {customer_rows_sql()}")
+                events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+                parts = max(1, int(events) // EVENTS_PER_PARTITION)
+                for k in range(parts):
+                    where = f"hash(customer_id) % {parts} = {k}"
+                    con.execute(f"INSERT INTO customers {customer_rows_sql(where=where)}")
             else:
                 touched = "customer_id IN (SELECT customer_id FROM radar_dirty)"
                 con.execute(f"DELETE FROM customers WHERE {touched}")
