@@ -54,13 +54,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from radar.analytics.features import SCORE_NAMES, Snapshot
 from radar.domain.envelope import MAX_EVENT_BYTES
 from radar.domain.errors import RadarError
 from radar.engine import Engine
-from radar.ingest.pipeline import Prepared
+from radar.ingest.pipeline import append_radar_lines
 
 SOURCE = "radar.analytics"
 
@@ -280,39 +279,7 @@ def append_lines(engine: Engine, lines: Sequence[pl.Series]) -> dict[str, int]:
     previous one is written (as a file import does). A rejected line is a bug in radar (it built
     the envelope): the error names the first one.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     raw = pl.concat([s.rename("raw") for s in lines]) if lines else pl.Series("raw", [], pl.String)
     size = max(1, engine.settings.batch_size)
-    ingestor = engine.ingestor
-
-    def table(start: int) -> pa.Table:
-        chunk = raw.slice(start, size)
-        return pa.table(
-            {
-                "line_no": pa.array(range(start + 1, start + 1 + chunk.len()), pa.int64()),
-                "raw": chunk.to_arrow().cast(pa.string()),
-            }
-        )
-
-    def prepare(start: int) -> Prepared:
-        return ingestor.prepare(table(start))
-
-    accepted = duplicates = 0
-    starts = list(range(0, raw.len(), size))
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = [pool.submit(prepare, s) for s in starts[:1]]
-        for i in range(len(starts)):
-            prepared = pending[i].result()
-            if i + 1 < len(starts):
-                pending.append(pool.submit(prepare, starts[i + 1]))
-            if prepared.rejections:
-                first = prepared.rejections[0]
-                raise RadarError(
-                    f"radar.analytics built an invalid event (line {first.line}, {first.type}): "
-                    f"{first.field}: {first.reason}"
-                )
-            result = ingestor.commit(prepared)
-            accepted += result.accepted
-            duplicates += result.duplicates
-    return {"accepted": accepted, "duplicates": duplicates}
+    result = append_radar_lines(engine.ingestor, raw, size, "radar.analytics")
+    return {"accepted": result.accepted, "duplicates": result.duplicates}

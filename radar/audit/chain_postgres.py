@@ -15,7 +15,13 @@ from typing import Any
 
 from radar.audit.chain_codec import rows_to_batch
 from radar.audit.chain_sqlite import check_identifier
-from radar.audit.chain_types import CHECKPOINTS_TABLE, Checkpoint, RowChunk
+from radar.audit.chain_types import (
+    CHECKPOINT_PAGE,
+    CHECKPOINTS_TABLE,
+    Checkpoint,
+    RowChunk,
+    paged_checkpoints,
+)
 
 _CP_COLUMNS = (
     "seq, position, prev_position, count, segment_count, chain_hash, sealed_at, positions, "
@@ -102,25 +108,21 @@ class PostgresChainReader:
         return row is not None and row[0] is not None
 
     def checkpoints(self) -> Iterator[Checkpoint]:
-        """Every checkpoint in ``seq`` order, fetched 64 at a time."""
+        """Every checkpoint in ``seq`` order, fetched a page at a time."""
         if not self._has_checkpoints():
-            return
-        last: int | None = None
-        while True:
-            where = "" if last is None else "WHERE seq > %s "
-            params: tuple[int, ...] = () if last is None else (last,)
-            with self._conn().cursor() as cur:
-                cur.execute(
-                    f"SELECT {_CP_COLUMNS} FROM {self.checkpoints_table} {where}"
-                    "ORDER BY seq LIMIT 64",
-                    params,
-                )
-                rows = cur.fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield _checkpoint(row)
-            last = int(rows[-1][0])
+            return iter(())
+        return paged_checkpoints(self._checkpoint_page, _checkpoint)
+
+    def _checkpoint_page(self, last: int | None) -> list[tuple[Any, ...]]:
+        where = "" if last is None else "WHERE seq > %s "
+        params: tuple[int, ...] = () if last is None else (last,)
+        with self._conn().cursor() as cur:
+            cur.execute(
+                f"SELECT {_CP_COLUMNS} FROM {self.checkpoints_table} {where}"
+                f"ORDER BY seq LIMIT {CHECKPOINT_PAGE}",
+                params,
+            )
+            return list(cur.fetchall())
 
     def last_checkpoint(self) -> Checkpoint | None:
         """The checkpoint with the highest ``seq``."""

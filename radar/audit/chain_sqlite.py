@@ -18,7 +18,13 @@ from typing import Any
 import pyarrow as pa
 
 from radar.audit.chain_codec import rows_to_batch
-from radar.audit.chain_types import CHECKPOINTS_TABLE, Checkpoint, RowChunk
+from radar.audit.chain_types import (
+    CHECKPOINT_PAGE,
+    CHECKPOINTS_TABLE,
+    Checkpoint,
+    RowChunk,
+    paged_checkpoints,
+)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EXPECTED = (pa.int64(), pa.string(), pa.string(), pa.string(), pa.binary())
@@ -180,27 +186,19 @@ class SQLiteChainReader:
         return row is not None
 
     def checkpoints(self) -> Iterator[Checkpoint]:
-        """Every checkpoint in ``seq`` order, fetched 64 at a time."""
+        """Every checkpoint in ``seq`` order, fetched a page at a time."""
         if not self._has_checkpoints():
-            return
-        last = None
-        while True:
-            where = "" if last is None else "WHERE seq > ? "
-            params: tuple[int, ...] = () if last is None else (last,)
-            rows = (
-                self._conn()
-                .execute(
-                    f"SELECT {_CP_SELECT} FROM {self.checkpoints_table} {where}"
-                    "ORDER BY seq LIMIT 64",
-                    params,
-                )
-                .fetchall()
-            )
-            if not rows:
-                return
-            for row in rows:
-                yield _checkpoint(row)
-            last = int(rows[-1][0])
+            return iter(())
+        return paged_checkpoints(self._checkpoint_page, _checkpoint)
+
+    def _checkpoint_page(self, last: int | None) -> list[tuple[Any, ...]]:
+        where = "" if last is None else "WHERE seq > ? "
+        params: tuple[int, ...] = () if last is None else (last,)
+        sql = (
+            f"SELECT {_CP_SELECT} FROM {self.checkpoints_table} {where}"
+            f"ORDER BY seq LIMIT {CHECKPOINT_PAGE}"
+        )
+        return list(self._conn().execute(sql, params).fetchall())
 
     def last_checkpoint(self) -> Checkpoint | None:
         """The checkpoint with the highest ``seq``."""

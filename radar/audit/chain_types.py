@@ -7,7 +7,7 @@ for every store. A backend object usually implements both (``SQLiteChainReader``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
@@ -79,3 +79,19 @@ class CheckpointStore(Protocol):
 @runtime_checkable
 class ChainStore(ChainReader, CheckpointStore, Protocol):
     """A reader that is also its own checkpoint store (what ``seal``/``verify`` take)."""
+
+
+#: How many checkpoints a backend fetches per query when iterating them.
+CHECKPOINT_PAGE = 64
+
+
+def paged_checkpoints(
+    fetch_page: Callable[[int | None], Sequence[tuple[Any, ...]]],
+    convert: Callable[[tuple[Any, ...]], Checkpoint],
+) -> Iterator[Checkpoint]:
+    """Every checkpoint in ``seq`` order; ``fetch_page(last_seq)`` returns the next page of rows
+    (``seq`` first) after ``last_seq`` (None: from the start), at most :data:`CHECKPOINT_PAGE`."""
+    last: int | None = None
+    while rows := fetch_page(last):
+        yield from (convert(row) for row in rows)
+        last = int(rows[-1][0])

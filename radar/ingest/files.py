@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
 
 from radar.domain.errors import RadarError
-from radar.ingest.pipeline import BatchResult, Ingestor, Prepared, Rejection
+from radar.ingest.pipeline import BatchResult, Ingestor, Rejection, commit_pipelined
 from radar.ingest.readers import read_csv, read_jsonl, read_parquet
 
 FORMATS = {
@@ -60,22 +59,10 @@ def ingest_file(
     Batches are pipelined: while one batch is appended to the store, the next is read,
     validated and encoded in a second thread (DuckDB and the store drivers release the GIL).
     """
-    total = BatchResult()
-    source = batches(ingestor, path, batch_size)
-
-    def prepare_next() -> tuple[int, Prepared] | None:
-        raw = next(source, None)
-        return None if raw is None else (raw.num_rows, ingestor.prepare(raw))
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(prepare_next)
-        while (ready := pending.result()) is not None:
-            pending = pool.submit(prepare_next)
-            lines, prepared = ready
-            total.add(ingestor.commit(prepared))
-            if progress:
-                progress(lines)
-    return total
+    prepared = (ingestor.prepare(raw) for raw in batches(ingestor, path, batch_size))
+    return commit_pipelined(
+        ingestor, prepared, on_commit=(lambda p, _: progress(p.lines)) if progress else None
+    )
 
 
 def write_rejects(path: Path, source: Path, rejections: list[Rejection]) -> None:

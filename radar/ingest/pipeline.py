@@ -9,8 +9,9 @@ customer's own key), and only for the rows that carry them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from radar.domain.catalogue import CATALOGUE
 from radar.domain.envelope import ENVELOPE_FIELDS, SYSTEM_STREAM_PREFIX, Event
+from radar.domain.errors import RadarError
 from radar.domain.events import TOPICS, class_version
 from radar.domain.suggest import did_you_mean
 from radar.domain.vocabulary import CHANNELS, DIRECTIONS
@@ -108,6 +110,7 @@ class Prepared:
     staged: pa.Table | None
     in_batch_duplicates: list[int]
     rejections: list[Rejection]
+    lines: int = 0  # input lines the batch came from (for progress)
 
 
 #: Columns of a frame of radar-built events (see :meth:`Ingestor.prepare_trusted`).
@@ -186,7 +189,7 @@ class Ingestor:
         rejections = _suggest_types(
             [Rejection(int(ln), *_split_error(err), eid, typ) for ln, err, eid, typ in bad]
         )
-        return self._stage(encoded, rejections)
+        return replace(self._stage(encoded, rejections), lines=raw.num_rows)
 
     # -- Python API path ----------------------------------------------------------------------
 
@@ -332,3 +335,64 @@ def raw_table(lines: Iterable[tuple[int, str]]) -> pa.Table:
             "raw": pa.array([p[1] for p in pairs], pa.string()),
         }
     )
+
+
+def commit_pipelined(
+    ingestor: Ingestor,
+    batches: Iterator[Prepared],
+    on_commit: Callable[[Prepared, BatchResult], None] | None = None,
+) -> BatchResult:
+    """Commit prepared batches in order while the next one is prepared in a second thread
+    (``next(batches)`` runs there; DuckDB and the store drivers release the GIL)."""
+    total = BatchResult()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, batches, None)
+        while (prepared := pending.result()) is not None:
+            pending = pool.submit(next, batches, None)
+            result = ingestor.commit(prepared)
+            total.add(result)
+            if on_commit:
+                on_commit(prepared, result)
+    return total
+
+
+def line_batches(lines: pl.Series, batch_size: int) -> Iterator[pa.Table]:
+    """``(line_no, raw)`` tables of up to ``batch_size`` JSON lines (line numbers from 1)."""
+    for start in range(0, len(lines), batch_size):
+        chunk = lines.slice(start, batch_size)
+        yield pa.table(
+            {
+                "line_no": pa.array(range(start + 1, start + 1 + len(chunk)), pa.int64()),
+                "raw": chunk.to_arrow().cast(pa.string()),
+            }
+        )
+
+
+def append_radar_lines(
+    ingestor: Ingestor, lines: pl.Series, batch_size: int, producer: str
+) -> BatchResult:
+    """Append JSON envelope lines that radar built itself, validated like any input, in atomic
+    pipelined batches. A rejected line is a bug in ``producer``: :class:`RadarError`."""
+
+    def prepared() -> Iterator[Prepared]:
+        for raw in line_batches(lines, batch_size):
+            batch = ingestor.prepare(raw)
+            if batch.rejections:
+                first = batch.rejections[0]
+                raise RadarError(
+                    f"{producer} built {len(batch.rejections)} invalid event(s) (first: line "
+                    f"{first.line}, {first.type}: {first.field}: {first.reason})"
+                )
+            yield batch
+
+    return commit_pipelined(ingestor, prepared())
+
+
+def append_trusted(ingestor: Ingestor, frame: pl.DataFrame, batch_size: int) -> BatchResult:
+    """Append a typed frame of radar-built events (see :meth:`Ingestor.prepare_trusted`) in
+    atomic pipelined batches."""
+    batches = (
+        ingestor.prepare_trusted(frame.slice(start, batch_size), start + 1)
+        for start in range(0, frame.height, batch_size)
+    )
+    return commit_pipelined(ingestor, batches)

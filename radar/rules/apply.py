@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,11 +43,10 @@ from typing import Any, Literal
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 
 from radar.domain.errors import RadarError
 from radar.engine import Engine
-from radar.ingest.pipeline import BatchResult, Ingestor, Prepared
+from radar.ingest.pipeline import BatchResult, Ingestor, append_radar_lines, append_trusted
 from radar.projections.customers import customer_rows_sql, radar_sql
 from radar.rules.loader import RuleSet, load_ruleset
 from radar.rules.planner import REASONS, plan_actions
@@ -432,58 +430,9 @@ def decision_lines(
     ).to_series()
 
 
-def append_trusted(ingestor: Ingestor, frame: pl.DataFrame, batch_size: int) -> BatchResult:
-    """Append radar-built events in atomic batches (the next batch is staged while the previous
-    one is stored)."""
-    total = BatchResult()
-    starts = iter(range(0, frame.height, batch_size))
-
-    def prepare_next() -> Prepared | None:
-        start = next(starts, None)
-        if start is None:
-            return None
-        return ingestor.prepare_trusted(frame.slice(start, batch_size), start + 1)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(prepare_next)
-        while (prepared := pending.result()) is not None:
-            pending = pool.submit(prepare_next)
-            total.add(ingestor.commit(prepared))
-    return total
-
-
 def append_lines(ingestor: Ingestor, lines: pl.Series, batch_size: int) -> BatchResult:
-    """Append JSON envelope lines in atomic batches (the next batch is validated while the
-    previous one is stored). Any rejected line is a bug: :class:`RadarError`."""
-    total = BatchResult()
-    n = len(lines)
-    starts = iter(range(0, n, batch_size))
-
-    def prepare_next() -> Prepared | None:
-        start = next(starts, None)
-        if start is None:
-            return None
-        chunk = lines.slice(start, batch_size)
-        raw = pa.table(
-            {
-                "line_no": pa.array(range(start + 1, start + 1 + len(chunk)), pa.int64()),
-                "raw": chunk.to_arrow().cast(pa.string()),
-            }
-        )
-        return ingestor.prepare(raw)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(prepare_next)
-        while (prepared := pending.result()) is not None:
-            if prepared.rejections:
-                first = prepared.rejections[0]
-                raise RadarError(
-                    f"{len(prepared.rejections)} decision event(s) were rejected "
-                    f"(first: line {first.line}, {first.field}: {first.reason})"
-                )
-            pending = pool.submit(prepare_next)
-            total.add(ingestor.commit(prepared))
-    return total
+    """Append JSON envelope lines radar built (e.g. simulated outcomes) in atomic batches."""
+    return append_radar_lines(ingestor, lines, batch_size, "radar.rules")
 
 
 def run_id_for(ruleset_hash: str, position: int) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -66,6 +66,59 @@ def single_threaded_blas() -> Iterator[None]:
         limiter = contextlib.nullcontext()
     with limiter:
         yield
+
+
+@dataclass(frozen=True)
+class LogScaleFit:
+    """A maximum-likelihood fit found on log-parameters: the parameters, the maximised
+    log-likelihood and how the optimiser ended (``at_bound`` names parameters at a bound)."""
+
+    params: tuple[float, ...]
+    log_likelihood: float
+    success: bool
+    iterations: int
+    message: str
+    at_bound: tuple[str, ...]
+
+
+def maximise_on_log_scale(
+    ll_and_grad: Callable[[FloatArray], tuple[float, FloatArray]],
+    initial: Sequence[float],
+    names: Sequence[str],
+    *,
+    scale: float,
+    bound: float,
+    max_iterations: int,
+) -> LogScaleFit:
+    """Maximise a log-likelihood over positive parameters with L-BFGS-B on their logarithms
+    (kept in [-bound, bound]); ``ll_and_grad(params)`` gives the log-likelihood and its gradient
+    in the parameters, ``scale`` normalises the objective (the number of customers)."""
+
+    def objective(theta: FloatArray) -> tuple[float, FloatArray]:
+        params = np.exp(theta)
+        ll, grad = ll_and_grad(params)
+        if not np.isfinite(ll):
+            return 1e10, np.zeros(len(names))
+        return -ll / scale, -(grad * params) / scale
+
+    with single_threaded_blas():
+        res = minimize(
+            objective,
+            np.log(np.asarray(initial, dtype=np.float64)),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-bound, bound)] * len(names),
+            options={"maxiter": max_iterations, "ftol": 1e-13, "gtol": 1e-8},
+        )
+    at_bound = tuple(n for n, v in zip(names, res.x, strict=True) if abs(v) >= bound - 1e-6)
+    return LogScaleFit(
+        params=tuple(float(v) for v in np.exp(res.x)),
+        log_likelihood=float(-res.fun * scale),
+        success=bool(res.success),
+        iterations=int(res.nit),
+        message=str(res.message),
+        at_bound=at_bound,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,40 +521,29 @@ def fit_bgnbd(
     if initial is None:
         rate = max(float((wu * cx).sum()) / max(float((wu * cT).sum()), 1e-9), 1e-6)
         initial = (1.0, 1.0 / rate, 1.0, 1.0)
-    theta0 = np.log(np.asarray(initial, dtype=np.float64))
     scale = float(wu.sum())
-
-    def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-        params = np.exp(theta)
-        ll, grad = _ll_and_grad(params, ux, inv, ct, cT, repeat, wu)
-        if not np.isfinite(ll):
-            return 1e10, np.zeros(4)
-        return -ll / scale, -(grad * params) / scale
-
-    with single_threaded_blas():
-        res = minimize(
-            objective,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 4,
-            options={"maxiter": max_iterations, "ftol": 1e-13, "gtol": 1e-8},
-        )
-    names = ("r", "alpha", "a", "b")
-    at_bound = tuple(n for n, v in zip(names, res.x, strict=True) if abs(v) >= _LOG_BOUND - 1e-6)
-    r, alpha, a, b = (float(v) for v in np.exp(res.x))
+    fit = maximise_on_log_scale(
+        lambda params: _ll_and_grad(params, ux, inv, ct, cT, repeat, wu),
+        initial,
+        ("r", "alpha", "a", "b"),
+        scale=scale,
+        bound=_LOG_BOUND,
+        max_iterations=max_iterations,
+    )
+    r, alpha, a, b = fit.params
+    at_bound = fit.at_bound
     return BgNbdFit(
         r=r,
         alpha=alpha,
         a=a,
         b=b,
         time_unit=time_unit,
-        log_likelihood=float(-res.fun * scale),
+        log_likelihood=fit.log_likelihood,
         n_customers=round(n_customers),
         n_repeat_buyers=round(n_repeat),
-        converged=bool(res.success) and not at_bound,
-        iterations=int(res.nit),
-        message=str(res.message),
+        converged=fit.success and not at_bound,
+        iterations=fit.iterations,
+        message=fit.message,
         at_bound=at_bound,
     )
 

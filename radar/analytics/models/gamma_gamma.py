@@ -31,10 +31,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
-from radar.analytics.models.bgnbd import BgNbdFit, single_threaded_blas, validate_summary
+from radar.analytics.models.bgnbd import BgNbdFit, maximise_on_log_scale, validate_summary
 from radar.analytics.models.errors import InsufficientData
 
 FloatArray = npt.NDArray[np.float64]
@@ -210,38 +209,26 @@ def fit_gamma_gamma(
     xm = xa * ma
     if initial is None:
         initial = (1.0, 2.0, float(np.mean(ma)))
-    theta0 = np.log(np.asarray(initial, dtype=np.float64))
-
-    def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-        params = np.exp(theta)
-        ll, grad = _ll_and_grad(params, ux, inv, log_m, xm)
-        if not np.isfinite(ll):
-            return 1e10, np.zeros(3)
-        return -ll / n, -(grad * params) / n
-
-    with single_threaded_blas():
-        res = minimize(
-            objective,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 3,
-            options={"maxiter": max_iterations, "ftol": 1e-13, "gtol": 1e-8},
-        )
-    at_bound = tuple(
-        nm for nm, val in zip(("p", "q", "v"), res.x, strict=True) if abs(val) >= _LOG_BOUND - 1e-6
+    fit = maximise_on_log_scale(
+        lambda params: _ll_and_grad(params, ux, inv, log_m, xm),
+        initial,
+        ("p", "q", "v"),
+        scale=n,
+        bound=_LOG_BOUND,
+        max_iterations=max_iterations,
     )
-    p, q, v = (float(val) for val in np.exp(res.x))
+    p, q, v = fit.params
+    at_bound = fit.at_bound
     corr = _correlation(xa, ma)
     return GammaGammaFit(
         p=p,
         q=q,
         v=v,
-        log_likelihood=float(-res.fun * n),
+        log_likelihood=fit.log_likelihood,
         n_customers=n,
-        converged=bool(res.success) and not at_bound,
-        iterations=int(res.nit),
-        message=str(res.message),
+        converged=fit.success and not at_bound,
+        iterations=fit.iterations,
+        message=fit.message,
         frequency_spend_correlation=corr,
         at_bound=at_bound,
     )
