@@ -75,11 +75,13 @@ class EnvelopeBase(BaseModel):
 
 
 def _model_for(t: EventType) -> type[EnvelopeBase]:
+    # a Literal made at run time, one per catalogue entry (typed Any: no static type exists)
+    type_literal: Any = Literal.__getitem__(t.name)
     model = create_model(
         t.class_name + "Event",
         __base__=EnvelopeBase,
         __doc__=t.summary,
-        type=(Literal[t.name], Field(description="The event type")),
+        type=(type_literal, Field(description="The event type")),
         data=(t.payload, Field(default_factory=t.payload)),
     )
     model.event_type = t
