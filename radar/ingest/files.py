@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from radar.domain.errors import RadarError
-from radar.ingest.pipeline import BatchResult, Ingestor, Rejection, commit_pipelined
+from radar.ingest.pipeline import BatchResult, Ingestor, Rejection, commit_in_order
 from radar.ingest.readers import read_csv, read_jsonl, read_parquet
 
 FORMATS = {
@@ -56,12 +56,14 @@ def ingest_file(
 ) -> BatchResult:
     """Ingest one file; ``progress`` is called with the number of lines of each batch done.
 
-    Batches are pipelined: while one batch is appended to the store, the next is read,
-    validated and encoded in a second thread (DuckDB and the store drivers release the GIL).
+    Batches are pipelined: while one batch is appended to the store, the next ones are
+    validated and encoded on the ingestor's workers; commits keep the file's order.
     """
-    prepared = (ingestor.prepare(raw) for raw in batches(ingestor, path, batch_size))
-    return commit_pipelined(
-        ingestor, prepared, on_commit=(lambda p, _: progress(p.lines)) if progress else None
+    return commit_in_order(
+        ingestor,
+        batches(ingestor, path, batch_size),
+        ingestor.prepare,
+        on_commit=(lambda p, _: progress(p.lines)) if progress else None,
     )
 
 

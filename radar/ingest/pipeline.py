@@ -8,15 +8,17 @@ customer's own key), and only for the rows that carry them.
 
 from __future__ import annotations
 
-import threading
+import queue
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from radar.domain.catalogue import CATALOGUE
 from radar.domain.envelope import ENVELOPE_FIELDS, SYSTEM_STREAM_PREFIX, Event
@@ -28,7 +30,10 @@ from radar.ingest.py_codec import encode_event
 from radar.ingest.sql_codec import ENCODE_SQL, install_catalogue, validate_steps
 from radar.privacy.cipher import encrypt
 from radar.privacy.keystore import KeyStore
-from radar.store.base import AppendOutcome, EventStore, staged_schema
+from radar.store.base import STAGED_COLUMNS, AppendOutcome, EventStore, staged_schema
+from radar.store.staging import drop_repeated_keys
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,27 @@ def _suggest_types(rejections: list[Rejection]) -> list[Rejection]:
     return out
 
 
-CHUNK_ROWS = 16_384
+#: Columns :meth:`Ingestor._stage` takes from an encoded batch.
+STAGE_INPUT = pa.schema(
+    [
+        ("line_no", pa.int64()),
+        ("source", pa.string()),
+        ("event_id", pa.string()),
+        ("stream", pa.string()),
+        ("topic", pa.string()),
+        ("customer_id", pa.string()),
+        ("head", pa.string()),
+        ("pii_plain", pa.string()),
+    ]
+)
+
+
+def _duck(threads: int) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the ingest settings (UTC, no progress bar)."""
+    con = duckdb.connect(config={"threads": threads})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 @dataclass(frozen=True)
@@ -148,20 +173,24 @@ def check_trusted(frame: pl.DataFrame) -> None:
 class Ingestor:
     """Validates and appends batches of events to one store, encrypting personal fields."""
 
-    def __init__(self, store: EventStore, keys: KeyStore, threads: int = 2) -> None:
+    def __init__(self, store: EventStore, keys: KeyStore, workers: int = 2) -> None:
         self.store = store
         self.keys = keys
-        self._con = duckdb.connect(config={"threads": threads})
-        self._con.execute("SET TimeZone = 'UTC'")
-        self._con.execute("SET enable_progress_bar = false")
-        self._lock = threading.Lock()
-        install_catalogue(self._con)
+        #: How many batches may be validated at once (one single-threaded DuckDB connection
+        #: each: a validation statement barely gains from a second thread, two batches do).
+        self.workers = workers
         self._validate = validate_steps("raw_in")
+        self._reader = _duck(threads=2)
+        self._idle: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+        self._all = [_duck(threads=1) for _ in range(workers)]
+        for con in self._all:
+            install_catalogue(con)
+            self._idle.put(con)
 
     @property
     def duck(self) -> duckdb.DuckDBPyConnection:
-        """The ingestor's private DuckDB connection (readers use it to convert CSV/Parquet)."""
-        return self._con
+        """A DuckDB connection for the readers (they convert CSV/Parquet with it)."""
+        return self._reader
 
     # -- bulk path ----------------------------------------------------------------------------
 
@@ -170,22 +199,21 @@ class Ingestor:
         return self.commit(self.prepare(raw))
 
     def prepare(self, raw: pa.Table) -> Prepared:
-        """Validate, encode and encrypt one batch (no store access; may run ahead in a thread)."""
-        # several Arrow chunks let DuckDB scan the batch with all its threads
-        raw = pa.Table.from_batches(raw.to_batches(max_chunksize=CHUNK_ROWS), raw.schema)
-        with self._lock:
-            con = self._con
-            con.register("raw_in", raw)
-            try:
-                for statement in self._validate:
-                    con.execute(statement)
-                bad = con.sql(
-                    "SELECT line_no, error, s_event_id, s_type FROM checked "
-                    "WHERE error IS NOT NULL ORDER BY line_no"
-                ).fetchall()
-                encoded = con.sql(ENCODE_SQL).pl()
-            finally:
-                con.unregister("raw_in")
+        """Validate, encode and encrypt one batch (no store access). Thread-safe: up to
+        :attr:`workers` batches are prepared at once, each on its own DuckDB connection."""
+        con = self._idle.get()
+        con.register("raw_in", raw)
+        try:
+            for statement in self._validate:
+                con.execute(statement)
+            bad = con.sql(
+                "SELECT line_no, error, s_event_id, s_type FROM checked "
+                "WHERE error IS NOT NULL ORDER BY line_no"
+            ).fetchall()
+            encoded = con.sql(ENCODE_SQL).to_arrow_table()
+        finally:
+            con.unregister("raw_in")
+            self._idle.put(con)
         rejections = _suggest_types(
             [Rejection(int(ln), *_split_error(err), eid, typ) for ln, err, eid, typ in bad]
         )
@@ -198,8 +226,10 @@ class Ingestor:
         rows = [{"line_no": i, **encode_event(e)} for i, e in enumerate(events)]
         if not rows:
             return BatchResult()
-        frame = pl.DataFrame(rows, schema_overrides={"pii_plain": pl.String})
-        return self.commit(self._stage(frame, []))
+        table = pa.Table.from_pylist(
+            [{c: r[c] for c in STAGE_INPUT.names} for r in rows], schema=STAGE_INPUT
+        )
+        return self.commit(self._stage(table, []))
 
     # -- radar's own events, built from typed data ----------------------------------------------
 
@@ -264,31 +294,27 @@ class Ingestor:
 
     # -- common tail --------------------------------------------------------------------------
 
-    def _stage(self, encoded: pl.DataFrame, rejections: list[Rejection]) -> Prepared:
-        if encoded.height == 0:
+    def _stage(self, encoded: pl.DataFrame | pa.Table, rejections: list[Rejection]) -> Prepared:
+        """Staged rows of encoded events (:data:`STAGE_INPUT` columns): repeats of a key inside
+        the batch dropped (the first line wins), personal fields encrypted into the body.
+        Arrow compute only, so one event costs little more than nothing."""
+        table = encoded.to_arrow() if isinstance(encoded, pl.DataFrame) else encoded
+        if table.num_rows == 0:
             return Prepared(None, [], rejections)
-        # A key repeated inside the batch: the first line wins, later ones are duplicates.
-        encoded = encoded.sort("line_no").with_columns(
-            pl.struct("source", "event_id").is_first_distinct().alias("_first")
+        table, in_batch_dups = drop_repeated_keys(table.select(STAGE_INPUT.names).cast(STAGE_INPUT))
+        tokens = self._encrypt(table)
+        pii = pc.if_else(
+            pc.is_null(tokens), "", pc.binary_join_element_wise(',"pii":"', tokens, '"', "")
         )
-        in_batch_dups = encoded.filter(~pl.col("_first"))["line_no"].to_list()
-        encoded = encoded.filter(pl.col("_first"))
-        tokens = self._encrypt(encoded)
-        staged = encoded.with_columns(tokens).select(
-            "line_no",
-            "source",
-            "event_id",
-            "stream",
-            "topic",
-            (
-                pl.col("head")
-                + pl.when(pl.col("pii").is_not_null())
-                .then(pl.lit(',"pii":"') + pl.col("pii") + pl.lit('"'))
-                .otherwise(pl.lit(""))
-                + pl.lit("}")
-            ).alias("body"),
+        body = pc.binary_join_element_wise(table.column("head"), pii, "}", "")
+        staged = pa.table(
+            [
+                *(table.column(c) for c in ("line_no", "source", "event_id", "stream", "topic")),
+                body,
+            ],
+            names=list(STAGED_COLUMNS),
         )
-        return Prepared(staged.to_arrow().cast(staged_schema()), in_batch_dups, rejections)
+        return Prepared(staged.cast(staged_schema()), in_batch_dups, rejections)
 
     def commit(self, prepared: Prepared) -> BatchResult:
         """Append a prepared batch in one transaction and report what happened to it."""
@@ -306,24 +332,24 @@ class Ingestor:
             last_position=outcome.last_position,
         )
 
-    def _encrypt(self, encoded: pl.DataFrame) -> pl.Series:
+    def _encrypt(self, table: pa.Table) -> pa.Array:
         """The ``pii`` token per row: encrypted personal fields, null where there are none."""
-        with_pii = (
-            encoded.select("customer_id", "pii_plain")
-            .with_row_index("_i")
-            .filter(pl.col("pii_plain").is_not_null() & pl.col("customer_id").is_not_null())
-        )
-        tokens: list[str | None] = [None] * encoded.height
-        if with_pii.height:
-            keys = self.keys.keys_for(with_pii["customer_id"].unique().to_list())
-            for i, cid, plain in with_pii.iter_rows():
-                key = keys.get(cid)
-                if key is not None:  # no key: the customer was forgotten, drop the personal data
-                    tokens[i] = encrypt(key, cid, plain)
-        return pl.Series("pii", tokens, dtype=pl.String)
+        plain, customers = table.column("pii_plain"), table.column("customer_id")
+        rows = pc.indices_nonzero(pc.and_(pc.is_valid(plain), pc.is_valid(customers)))
+        if len(rows) == 0:
+            return pa.nulls(table.num_rows, pa.string())
+        ids = customers.take(rows).to_pylist()
+        keys = self.keys.keys_for(sorted(set(ids)))
+        tokens: list[str | None] = [None] * table.num_rows
+        for i, cid, text in zip(rows.to_pylist(), ids, plain.take(rows).to_pylist(), strict=True):
+            key = keys.get(cid)
+            if key is not None:  # no key: the customer was forgotten, drop the personal data
+                tokens[i] = encrypt(key, cid, text)
+        return pa.array(tokens, pa.string())
 
     def close(self) -> None:
-        self._con.close()
+        for con in (*self._all, self._reader):
+            con.close()
 
 
 def raw_table(lines: Iterable[tuple[int, str]]) -> pa.Table:
@@ -337,22 +363,37 @@ def raw_table(lines: Iterable[tuple[int, str]]) -> pa.Table:
     )
 
 
-def commit_pipelined(
+def commit_in_order(
     ingestor: Ingestor,
-    batches: Iterator[Prepared],
+    inputs: Iterable[T],
+    prepare: Callable[[T], Prepared],
     on_commit: Callable[[Prepared, BatchResult], None] | None = None,
 ) -> BatchResult:
-    """Commit prepared batches in order while the next one is prepared in a second thread
-    (``next(batches)`` runs there; DuckDB and the store drivers release the GIL)."""
+    """Prepare each input on the ingestor's workers (several at once) and commit the prepared
+    batches one at a time, in input order, each in its own transaction. ``inputs`` is iterated
+    on the calling thread (a reader need not be thread-safe); DuckDB, polars and the store
+    drivers release the GIL, so preparing and committing overlap."""
     total = BatchResult()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(next, batches, None)
-        while (prepared := pending.result()) is not None:
-            pending = pool.submit(next, batches, None)
-            result = ingestor.commit(prepared)
-            total.add(result)
-            if on_commit:
-                on_commit(prepared, result)
+    pending: deque[Future[Prepared]] = deque()
+
+    def commit_next() -> None:
+        prepared = pending.popleft().result()
+        result = ingestor.commit(prepared)
+        total.add(result)
+        if on_commit:
+            on_commit(prepared, result)
+
+    with ThreadPoolExecutor(max_workers=ingestor.workers) as pool:
+        try:
+            for item in inputs:
+                pending.append(pool.submit(prepare, item))
+                if len(pending) > ingestor.workers:
+                    commit_next()
+            while pending:
+                commit_next()
+        finally:
+            for future in pending:
+                future.cancel()
     return total
 
 
@@ -374,25 +415,24 @@ def append_radar_lines(
     """Append JSON envelope lines that radar built itself, validated like any input, in atomic
     pipelined batches. A rejected line is a bug in ``producer``: :class:`RadarError`."""
 
-    def prepared() -> Iterator[Prepared]:
-        for raw in line_batches(lines, batch_size):
-            batch = ingestor.prepare(raw)
-            if batch.rejections:
-                first = batch.rejections[0]
-                raise RadarError(
-                    f"{producer} built {len(batch.rejections)} invalid event(s) (first: line "
-                    f"{first.line}, {first.type}: {first.field}: {first.reason})"
-                )
-            yield batch
+    def prepare(raw: pa.Table) -> Prepared:
+        batch = ingestor.prepare(raw)
+        if batch.rejections:
+            first = batch.rejections[0]
+            raise RadarError(
+                f"{producer} built {len(batch.rejections)} invalid event(s) (first: line "
+                f"{first.line}, {first.type}: {first.field}: {first.reason})"
+            )
+        return batch
 
-    return commit_pipelined(ingestor, prepared())
+    return commit_in_order(ingestor, line_batches(lines, batch_size), prepare)
 
 
 def append_trusted(ingestor: Ingestor, frame: pl.DataFrame, batch_size: int) -> BatchResult:
     """Append a typed frame of radar-built events (see :meth:`Ingestor.prepare_trusted`) in
     atomic pipelined batches."""
-    batches = (
-        ingestor.prepare_trusted(frame.slice(start, batch_size), start + 1)
-        for start in range(0, frame.height, batch_size)
+    return commit_in_order(
+        ingestor,
+        range(0, frame.height, batch_size),
+        lambda start: ingestor.prepare_trusted(frame.slice(start, batch_size), start + 1),
     )
-    return commit_pipelined(ingestor, batches)

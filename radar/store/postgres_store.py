@@ -198,7 +198,8 @@ class PostgresEventStore:
                     "version": pa.array([r[1] for r in found], pa.int64()),
                 }
             )
-            final = finalise(rows, dups, versions, recorded_at)
+            final = pl.from_arrow(finalise(rows, dups, versions, recorded_at))
+            assert isinstance(final, pl.DataFrame)
             first = last = None
             if final.height:
                 cur.execute(

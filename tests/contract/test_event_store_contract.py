@@ -291,39 +291,46 @@ def test_max_position_and_count_follow_the_appends(store: EventStore, ingestor: 
 # -- atomicity --------------------------------------------------------------------------------
 
 
-def _finalise_raises(real: Callable[..., pl.DataFrame]) -> Callable[..., pl.DataFrame]:
-    def broken(*args: Any, **kwargs: Any) -> pl.DataFrame:
+def _finalise_raises(real: Callable[..., pa.Table]) -> Callable[..., pa.Table]:
+    def broken(*args: Any, **kwargs: Any) -> pa.Table:
         raise RuntimeError("injected failure in finalise")
 
     return broken
 
 
-def _keys_clash_after_events_are_written(
-    real: Callable[..., pl.DataFrame],
-) -> Callable[..., pl.DataFrame]:
-    """The rows are fine, but one carries an already stored key: the events insert succeeds and
-    the keys insert, which comes after it in the same transaction, fails."""
+def _version_clash_inside_the_events_insert(
+    real: Callable[..., pa.Table],
+) -> Callable[..., pa.Table]:
+    """The rows are fine, but the last one carries a stream version that is stored already: the
+    events insert fails after the rows before it are written, in the same transaction."""
 
-    def clashing(*args: Any, **kwargs: Any) -> pl.DataFrame:
-        rows = real(*args, **kwargs)
-        return rows.with_columns(
-            pl.when(pl.int_range(pl.len()) == pl.len() - 1)
-            .then(pl.lit("order-0"))
-            .otherwise(pl.col("event_id"))
-            .alias("event_id")
+    def clashing(*args: Any, **kwargs: Any) -> pa.Table:
+        rows = pl.from_arrow(real(*args, **kwargs))
+        assert isinstance(rows, pl.DataFrame)
+        last = pl.int_range(pl.len()) == pl.len() - 1
+        clashed = rows.with_columns(
+            pl.when(last)
+            .then(pl.lit("C-0"))
+            .otherwise(pl.col("originator_id"))
+            .alias("originator_id"),
+            pl.when(last)
+            .then(1)
+            .otherwise(pl.col("originator_version"))
+            .alias("originator_version"),
         )
+        return clashed.to_arrow()
 
     return clashing
 
 
 @pytest.mark.parametrize(
-    "fault", [_finalise_raises, _keys_clash_after_events_are_written], ids=lambda f: f.__name__
+    "fault", [_finalise_raises, _version_clash_inside_the_events_insert], ids=lambda f: f.__name__
 )
 def test_a_failed_append_stores_nothing_of_its_batch(
     store: EventStore,
     ingestor: Ingestor,
     monkeypatch: pytest.MonkeyPatch,
-    fault: Callable[[Callable[..., pl.DataFrame]], Callable[..., pl.DataFrame]],
+    fault: Callable[[Callable[..., pa.Table]], Callable[..., pa.Table]],
 ) -> None:
     ingest(ingestor, [purchase(i, f"C-{i % 3}") for i in range(6)])
     before = store.read_after(0, 100)

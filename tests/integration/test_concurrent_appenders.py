@@ -68,7 +68,7 @@ def _writer(kind: str, where: str, keys_path: str, writer: int, start: Any, resu
     try:
         store = _open(kind, where)
         keys = KeyStore(keys_path)
-        ingestor = Ingestor(store, keys, threads=1)
+        ingestor = Ingestor(store, keys, workers=1)
         start.wait(timeout=120)
         accepted = duplicates = 0
         for first in range(0, EVENTS_PER_WRITER, BATCH):

@@ -70,6 +70,25 @@ def test_bad_lines_are_rejected_with_line_and_reason_and_good_lines_stored(
     assert all(r["reason"] and r["file"] == str(path) for r in rows)
 
 
+def test_a_payload_member_given_twice_is_rejected_by_name(engine: Engine, tmp_path: Path) -> None:
+    # JSON parsers disagree on which of two equal keys wins; radar accepts neither
+    twice = (
+        '{"type": "purchase", "event_id": "o-1", "customer_id": "C-1", "source": "shop", '
+        '"occurred_at": "2026-01-01T00:00:00Z", "channel": "web", '
+        '"data": {"order_id": "o-1", "amount": 1, "amount": 100, "product": "p"}}'
+    )
+    path = tmp_path / "twice.jsonl"
+    path.write_text(twice + "\n" + json.dumps(purchase(2)) + "\n")
+    result = engine.ingest_file(path)
+    assert result.accepted == 1
+    [rejection] = result.rejections
+    assert (rejection.line, rejection.field, rejection.reason) == (
+        1,
+        "data.amount",
+        "repeated field",
+    )
+
+
 def _states(engine: Engine) -> list[dict[str, object]]:
     table = engine.store.read_after(0, 1000)
     return [json.loads(s) for s in table.column("state").to_pylist()]
