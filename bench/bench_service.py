@@ -10,7 +10,10 @@ Starts ``radar serve`` in a subprocess on a fresh data folder (SQLite store), th
 
 Run:  python bench/bench_service.py [--batches 60] [--singles 3000]
 Clients use keep-alive connections from ``http.client`` (threads), so the client costs little
-CPU next to the server on the same machine.
+CPU next to the server on the same machine. Every event is distinct; each response must report
+all of its events accepted, and at the end the stored events are counted in the store itself.
+The CPU time the server process used in each phase is printed too (Linux), since wall times on a
+shared machine vary with what else runs.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from radar.engine import build_engine
 from radar.service.auth import KeyRing
+
+#: Events appended one by one to measure the live loop's lag.
+LIVE_EVENTS = 5
 
 
 def _event(i: int, prefix: str) -> dict[str, Any]:
@@ -70,8 +77,35 @@ class Client:
         return r.status, r.read()
 
 
-def _run_clients(n: int, work: list[bytes], port: int, key: str) -> tuple[float, list[float]]:
-    """Send every body of ``work`` to POST /events from ``n`` threads; (seconds, latencies)."""
+def _server_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) the process has used so far; None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ServerCpu:
+    """The server's CPU time over one phase of the benchmark."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start = _server_cpu(pid)
+
+    def report(self, events: int) -> str:
+        end = _server_cpu(self.pid)
+        if end is None or self.start is None:
+            return ""
+        used = end - self.start
+        return f"; server CPU {used:.2f} s = {used / events * 1e6:.0f} µs per event"
+
+
+def _run_clients(
+    n: int, work: list[tuple[bytes, int]], port: int, key: str
+) -> tuple[float, list[float]]:
+    """Send every body of ``work`` (with its number of events) to POST /events from ``n``
+    threads; each response must accept all of its events. Returns (seconds, latencies)."""
     lock = threading.Lock()
     latencies: list[float] = []
     queue = list(reversed(work))
@@ -84,12 +118,14 @@ def _run_clients(n: int, work: list[bytes], port: int, key: str) -> tuple[float,
             with lock:
                 if not queue:
                     break
-                body = queue.pop()
+                body, events = queue.pop()
             t = time.perf_counter()
             status, payload = client.post("/events", body)
             mine.append(time.perf_counter() - t)
             if status != 200:
                 failures.append(f"{status}: {payload[:200]!r}")
+            elif json.loads(payload)["accepted"] != events:
+                failures.append(f"not all {events} events accepted: {payload[:200]!r}")
         with lock:
             latencies.extend(mine)
 
@@ -141,25 +177,28 @@ def main() -> None:
             time.sleep(0.2)
         print(f"radar serve on 127.0.0.1:{port}, data {folder}")
 
-        warm = [json.dumps([_event(i, "warm") for i in range(1000)]).encode()]
+        warm = [(json.dumps([_event(i, "warm") for i in range(1000)]).encode(), 1000)]
         _run_clients(1, warm, port, appender)
 
         batches = [
-            json.dumps([_event(b * 1000 + i, "batch") for i in range(1000)]).encode()
+            (json.dumps([_event(b * 1000 + i, "batch") for i in range(1000)]).encode(), 1000)
             for b in range(args.batches)
         ]
+        cpu = ServerCpu(server.pid)
         seconds, lat = _run_clients(args.batch_clients, batches, port, appender)
         events = args.batches * 1000
         rate = events / seconds
         print(
             f"batch ingest: {events:,} events in {args.batches} requests of 1000 from "
             f"{args.batch_clients} clients: {seconds:.2f} s = {rate:,.0f} events/s "
-            f"(p50 {statistics.median(lat) * 1000:.0f} ms per request) "
+            f"(p50 {statistics.median(lat) * 1000:.0f} ms per request{cpu.report(events)}) "
             f"[target >= 30,000/s: {'met' if rate >= 30_000 else 'NOT met'}]"
         )
 
-        singles = [json.dumps(_event(i, "single")).encode() for i in range(args.singles)]
+        singles = [(json.dumps(_event(i, "single")).encode(), 1) for i in range(args.singles)]
+        cpu = ServerCpu(server.pid)
         seconds, lat = _run_clients(args.single_clients, singles, port, appender)
+        cpu_used = cpu.report(args.singles)
         lat.sort()
         rate = args.singles / seconds
         p50 = lat[len(lat) // 2] * 1000
@@ -168,12 +207,13 @@ def main() -> None:
         print(
             f"single-event appends: {args.singles:,} requests from {args.single_clients} "
             f"clients: {seconds:.2f} s = {rate:,.0f} events/s, latency p50 {p50:.1f} ms, "
-            f"p99 {p99:.1f} ms [target >= 1,000/s and p99 < 50 ms: {'met' if ok else 'NOT met'}]"
+            f"p99 {p99:.1f} ms{cpu_used} "
+            f"[target >= 1,000/s and p99 < 50 ms: {'met' if ok else 'NOT met'}]"
         )
 
         writer, reader = Client(port, appender), Client(port, auditor)
         lags = []
-        for i in range(5):
+        for i in range(LIVE_EVENTS):
             event = _event(i, "live")
             event["customer_id"] = f"LIVE-{i}"
             t = time.perf_counter()
@@ -195,6 +235,16 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
+    _check_stored(folder, 1000 + args.batches * 1000 + args.singles + LIVE_EVENTS)
+
+
+def _check_stored(folder: Path, expected: int) -> None:
+    """Count the events in the store itself: every event the benchmark sent must be there."""
+    with build_engine(data_dir=folder) as engine:
+        stored = engine.store.count()
+    print(f"stored: {stored:,} events in the store (sent {expected:,})")
+    if stored != expected:
+        raise SystemExit(f"the store holds {stored:,} events, but {expected:,} were sent")
 
 
 if __name__ == "__main__":

@@ -8,16 +8,22 @@ keeps its own per-event results, and a batch request is still all-or-nothing for
 pydantic validation); large ones through the set-based ingest path (DuckDB validation), whose
 fixed cost is higher but whose cost per event is far lower. Both are the same validator
 (``tests/contract`` checks that they agree).
+
+The writer thread does as little per event as it can: each result is made once, with its index
+in its own request (a group of one request, the common case for batches, reuses the engine's
+results as they are).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import orjson
 import pyarrow as pa
 
 from radar.domain.envelope import MAX_EVENT_BYTES
@@ -32,10 +38,10 @@ MAX_GROUP = 20_000
 
 @dataclass
 class _Request:
-    """One request: its events as parsed objects and as compact JSON text."""
+    """One request: its events as parsed objects and as compact JSON (UTF-8 bytes)."""
 
     events: list[Any]
-    texts: list[str]
+    texts: list[bytes]
     future: Future[list[EventResult]] = field(default_factory=Future)
 
 
@@ -50,6 +56,32 @@ class AppendStats:
     rejected: int = 0
     transactions: int = 0
     last_position: int = 0
+
+    def count(self, results: Sequence[Sequence[EventResult]]) -> None:
+        """Add one committed group: the results of each of its requests."""
+        self.requests += len(results)
+        self.transactions += 1
+        for mine in results:
+            self.events += len(mine)
+            for r in mine:
+                if r.status == "accepted":
+                    self.accepted += 1
+                elif r.status == "duplicate":
+                    self.duplicates += 1
+                else:
+                    self.rejected += 1
+
+
+@dataclass
+class _Group:
+    """The requests of one transaction, with the events the service lets through to the
+    validator (``kept``) and where each came from (``origin``: request and index in it)."""
+
+    requests: list[_Request]
+    results: list[list[EventResult | None]]
+    kept: list[Any] = field(default_factory=list)
+    kept_texts: list[bytes] = field(default_factory=list)
+    origin: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Appender:
@@ -68,24 +100,26 @@ class Appender:
         self.stats = AppendStats()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._on_commit: list[Any] = []
+        self._on_commit: list[Callable[[], object]] = []
 
-    def on_commit(self, callback: Any) -> None:
+    def on_commit(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` after each committed group (e.g. to wake the live loop)."""
         self._on_commit.append(callback)
 
     def start(self) -> None:
+        """Start the writer thread (without it, :meth:`submit` commits at once)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="radar-appender", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
+        """Commit what is queued, then stop the writer thread."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
 
-    def submit(self, events: list[Any], texts: list[str]) -> Future[list[EventResult]]:
+    def submit(self, events: list[Any], texts: list[bytes]) -> Future[list[EventResult]]:
         """Queue one request; the future gives one result per event, in order."""
         request = _Request(events, texts)
         if self._thread is None:
@@ -101,67 +135,75 @@ class Appender:
             first = self._queue.get()
             if first is None:
                 return
-            group = [first]
-            size = len(first.events)
-            stop = False
-            while size < MAX_GROUP:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                group.append(more)
-                size += len(more.events)
+            group, stop = self._gather(first)
             self._commit(group)
             if stop:
                 return
 
-    def _commit(self, group: list[_Request]) -> None:
+    def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
+        """``first`` and the requests queued behind it, up to :data:`MAX_GROUP` events; and
+        whether the stop sign was among them."""
+        group = [first]
+        size = len(first.events)
+        while size < MAX_GROUP:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                return group, False
+            if more is None:
+                return group, True
+            group.append(more)
+            size += len(more.events)
+        return group, False
+
+    def _commit(self, requests: list[_Request]) -> None:
+        """Store one group in one transaction and answer each request's future."""
         try:
-            results = self._append(group)
+            results = self._append(requests)
         except BaseException as e:  # the group's transaction failed: nothing of it is stored
-            for request in group:
+            for request in requests:
                 request.future.set_exception(e)
             return
-        offset = 0
-        for request in group:
-            n = len(request.events)
-            mine = [
-                EventResult(r.index - offset, r.status, r.event_id, r.field, r.reason)
-                for r in results[offset : offset + n]
-            ]
+        for request, mine in zip(requests, results, strict=True):
             request.future.set_result(mine)
-            offset += n
         for callback in self._on_commit:
             callback()
 
-    def _append(self, group: list[_Request]) -> list[EventResult]:
-        events = [e for r in group for e in r.events]
-        texts = [t for r in group for t in r.texts]
-        out: dict[int, EventResult] = {}
-        keep: list[int] = []
-        for i, (event, text) in enumerate(zip(events, texts, strict=True)):
-            refusal = self._refusal(event, text)
-            if refusal is None:
-                keep.append(i)
-            else:
-                out[i] = EventResult(i, "rejected", _event_id(event), *refusal)
-        if len(keep) >= self.bulk_threshold:
-            inner = self._bulk([texts[i] for i in keep], [events[i] for i in keep])
+    def _append(self, requests: list[_Request]) -> list[list[EventResult]]:
+        """Refuse, validate and store the events of a group; the results of each request."""
+        group = self._sort(requests)
+        if len(group.kept) >= self.bulk_threshold:
+            stored = self._bulk(group.kept_texts, group.kept)
         else:
-            inner = self.engine.append([events[i] for i in keep]) if keep else []
-        for j, r in enumerate(inner):
-            i = keep[j]
-            out[i] = EventResult(i, r.status, r.event_id, r.field, r.reason)
-        results = [out[i] for i in range(len(events))]
-        self._count(group, results)
-        return results
+            stored = self.engine.append(group.kept) if group.kept else []
+        for result, (r, i) in zip(stored, group.origin, strict=True):
+            group.results[r][i] = (
+                result
+                if result.index == i
+                else EventResult(i, result.status, result.event_id, result.field, result.reason)
+            )
+        done = [_complete(mine) for mine in group.results]
+        self.stats.count(done)
+        return done
 
-    def _refusal(self, event: Any, text: str) -> tuple[str, str] | None:
+    def _sort(self, requests: list[_Request]) -> _Group:
+        """Split a group's events into those the service refuses (with their results) and
+        those it passes on to the validator."""
+        group = _Group(requests, [[None] * len(r.events) for r in requests])
+        for r, request in enumerate(requests):
+            for i, (event, text) in enumerate(zip(request.events, request.texts, strict=True)):
+                refusal = self._refusal(event, text)
+                if refusal is None:
+                    group.kept.append(event)
+                    group.kept_texts.append(text)
+                    group.origin.append((r, i))
+                else:
+                    group.results[r][i] = EventResult(i, "rejected", _event_id(event), *refusal)
+        return group
+
+    def _refusal(self, event: Any, text: bytes) -> tuple[str, str] | None:
         """(field, reason) when the service refuses an event before validation."""
-        if len(text) > MAX_EVENT_BYTES or len(text.encode("utf-8")) > MAX_EVENT_BYTES:
+        if len(text) > MAX_EVENT_BYTES:
             return "", f"event too large (more than {MAX_EVENT_BYTES // 1024} KiB of JSON)"
         if isinstance(event, dict):
             kind = event.get("type")
@@ -169,7 +211,8 @@ class Appender:
                 return "type", f"{kind!r} events are written by radar itself, not appended"
         return None
 
-    def _bulk(self, texts: list[str], events: list[Any]) -> list[EventResult]:
+    def _bulk(self, texts: list[bytes], events: list[Any]) -> list[EventResult]:
+        """Validate and store events through the set-based ingest path (one transaction)."""
         raw = pa.table(
             {
                 "line_no": pa.array(range(len(texts)), pa.int64()),
@@ -189,18 +232,21 @@ class Appender:
                 out.append(EventResult(i, status, _event_id(events[i])))
         return out
 
-    def _count(self, group: list[_Request], results: list[EventResult]) -> None:
-        s = self.stats
-        s.requests += len(group)
-        s.events += len(results)
-        s.transactions += 1
-        for r in results:
-            if r.status == "accepted":
-                s.accepted += 1
-            elif r.status == "duplicate":
-                s.duplicates += 1
-            else:
-                s.rejected += 1
+
+def _complete(results: list[EventResult | None]) -> list[EventResult]:
+    """The results of one request, once every event has one (a gap would be a bug)."""
+    if any(r is None for r in results):
+        raise RuntimeError("an event of the group got no result")
+    return cast(list[EventResult], results)
+
+
+def event_text(event: Any) -> bytes:
+    """The compact JSON of one parsed event, as :meth:`Appender.submit` takes it (its size is
+    checked; the bulk path parses it)."""
+    try:
+        return orjson.dumps(event)
+    except TypeError:  # e.g. an integer beyond 64 bits: let the validator name the field
+        return b"{}"
 
 
 def _event_id(raw: object) -> str | None:

@@ -35,6 +35,9 @@ class ServiceOptions:
     max_lease_seconds: float = 3600.0
     live_interval: float = 0.25
     """Seconds between catch-ups when nothing wakes the live loop."""
+    live_lag_target: float = 0.5
+    """Seconds within which the live loop aims to have an appended event in the view; under a
+    steady stream of appends it paces its catch-ups to this (see :mod:`radar.service.live`)."""
     background: bool = True
     """Run the live loop and the appender in threads (off: synchronous, for some tests)."""
 
@@ -49,7 +52,12 @@ class Service:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.keyring = KeyRing.in_folder(settings.data_dir)
         self.queue = ActionQueue.for_store(settings.store_url, settings.data_dir)
-        self.live = LiveView(engine, self.queue, interval=self.options.live_interval)
+        self.live = LiveView(
+            engine,
+            self.queue,
+            interval=self.options.live_interval,
+            lag_target=self.options.live_lag_target,
+        )
         self.appender = Appender(engine, refused_types=RADAR_WRITTEN)
         self.appender.on_commit(self.live.wake)
         self.live.catch_up()

@@ -6,13 +6,14 @@ unknown or revoked one, is 401; a valid key whose role may not use the endpoint 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from radar.service.auth import Principal, Role
+from radar.service.auth import KeyRing, Principal, Role
 from radar.service.core import Service
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Bearer radar_…`")
@@ -27,20 +28,36 @@ ANY = tuple(Role)
 
 
 def get_service(request: Request) -> Service:
+    """The running service (503 while it starts or stops)."""
     service: Service | None = getattr(request.app.state, "service", None)
     if service is None:
         raise HTTPException(503, "the service is starting or stopping")
     return service
 
 
-ServiceDep = Annotated[Service, Depends(get_service)]
+async def _service(request: Request) -> Service:
+    """:func:`get_service` as a coroutine, so FastAPI calls it on the event loop instead of
+    handing it to the thread pool (a thread hop per request costs more than the lookup)."""
+    return get_service(request)
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
+ServiceDep = Annotated[Service, Depends(_service)]
+
+
+async def _verify(keyring: KeyRing, token: str) -> Principal | None:
+    """The key's principal: from the key ring's memory on the event loop, or else (a SQLite
+    read and a hash) in the thread pool."""
+    known = keyring.remembered(token)
+    if known is not None:
+        return known
+    return await run_in_threadpool(keyring.verify, token)
+
+
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets only ``roles`` through (401 without a valid key, else 403)."""
     allowed = frozenset(roles)
 
-    def check(
+    async def check(
         request: Request,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         header: Annotated[str | None, Depends(_header)],
@@ -52,7 +69,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
                 "an API key is required (X-API-Key or Authorization: Bearer)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        principal = get_service(request).keyring.verify(token)
+        principal = await _verify(get_service(request).keyring, token)
         if principal is None:
             raise HTTPException(
                 401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}

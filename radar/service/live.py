@@ -5,7 +5,14 @@ through :meth:`LiveView.read`, which holds one lock, so the background catch-up 
 handlers never use the connection at the same time. After each catch-up that applied events the
 loop also copies new ``action.planned`` events into the action queue and, when
 ``radar.rules.live`` offers ``run_event_rules(engine)``, runs the rules meant to react to events.
-An append wakes the loop at once, so an appended event is in the view well within a second.
+
+An append wakes the loop. A catch-up has a fixed cost (tens of milliseconds, whatever it
+applies), and it runs in the same process as the appends, so under a steady stream of appends
+(several commits while one catch-up ran) the loop paces itself: after a catch-up that took ``d``
+seconds it waits ``lag_target - d`` (at least ``min_gap``) before the next one. An event appended
+just after a catch-up began is then in the view about ``lag_target`` plus one catch-up later —
+well within a second — while the view costs the appends far less CPU than a catch-up after every
+commit. An append after a quiet spell is caught up at once.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from radar.service.queue import COLUMNS, ActionQueue
 log = logging.getLogger("radar.service")
 
 RULES_HOOK = ("radar.rules.live", "run_event_rules")
+#: Commits during one catch-up that mean appends are streaming in (and catch-ups are paced).
+STREAMING_COMMITS = 2
 
 
 @dataclass
@@ -46,14 +55,18 @@ class LiveView:
         *,
         interval: float = 0.25,
         min_gap: float = 0.15,
+        lag_target: float = 0.5,
     ) -> None:
         self.engine = engine
         self.queue = queue
         self.interval = interval
         self.min_gap = min(min_gap, interval)
+        self.lag_target = max(lag_target, self.min_gap)
         self.stats = LiveStats()
+        self._next_at = 0.0  # monotonic time before which the loop does not catch up again
         self._lock = threading.RLock()
         self._wake = threading.Event()
+        self._wakes = 0  # appends committed since the service started (see wake)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._rules_hook: Callable[[Engine], object] | None = _find_rules_hook()
@@ -103,6 +116,8 @@ class LiveView:
     # -- the thread ---------------------------------------------------------------------------
 
     def wake(self) -> None:
+        """Catch up soon: events were appended (called by the appender after each commit)."""
+        self._wakes += 1
         self._wake.set()
 
     def start(self) -> None:
@@ -120,17 +135,39 @@ class LiveView:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.catch_up()
-                self.stats.last_error = ""
-            except Exception as e:  # keep serving; report it in /health
-                self.stats.last_error = f"{type(e).__name__}: {e}"
-                log.exception("catch-up failed")
-                self._stop.wait(1.0)
-            # Let appends accumulate a little: fewer, larger catch-ups cost less per event.
-            self._stop.wait(self.min_gap)
             self._wake.wait(self.interval)
             self._wake.clear()
+            self._stop.wait(max(0.0, self._next_at - time.monotonic()))
+            if not self._stop.is_set():
+                self._paced_catch_up()
+
+    def _paced_catch_up(self) -> None:
+        """One catch-up, and when the next may start (see the module's docstring)."""
+        started, wakes = time.monotonic(), self._wakes
+        try:
+            applied = self.catch_up()
+            self.stats.last_error = ""
+        except Exception as e:  # keep serving; report it in /health
+            self.stats.last_error = f"{type(e).__name__}: {e}"
+            log.exception("catch-up failed")
+            self._next_at = time.monotonic() + 1.0
+            return
+        ended = time.monotonic()
+        pause = pause_after(
+            applied, self._wakes - wakes, ended - started, self.min_gap, self.lag_target
+        )
+        self._next_at = ended + pause
+
+
+def pause_after(
+    applied: int, commits: int, seconds: float, min_gap: float, lag_target: float
+) -> float:
+    """Seconds to wait before the next catch-up, after one that applied ``applied`` events in
+    ``seconds`` while ``commits`` appends were committed: none after a quiet spell; while appends
+    stream in, whatever keeps an appended event's wait for the view near ``lag_target``."""
+    if applied == 0 or commits < STREAMING_COMMITS:
+        return 0.0
+    return max(min_gap, lag_target - seconds)
 
 
 def _find_rules_hook() -> Callable[[Engine], object] | None:

@@ -15,12 +15,12 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from radar.domain.catalogue import ContactReason
 from radar.domain.vocabulary import Channel
+from radar.service.appender import event_text
 from radar.service.auth import Principal
 from radar.service.deps import APPENDER, ServiceDep, require
 from radar.service.queue import QueuedAction
@@ -120,9 +120,7 @@ async def report_outcome(
     if not queue.hold(action_id, report.lease, service.options.lease_seconds):
         raise HTTPException(409, _lost(action_id))
     event = outcome_event(action, report)
-    results = await asyncio.wrap_future(
-        service.appender.submit([event], [orjson.dumps(event).decode()])
-    )
+    results = await asyncio.wrap_future(service.appender.submit([event], [event_text(event)]))
     result = results[0]
     if result.status == "rejected":
         raise HTTPException(422, f"the outcome event was rejected: {result.field}: {result.reason}")

@@ -20,6 +20,7 @@ from radar.domain.catalogue import CATALOGUE
 from radar.domain.envelope import MAX_EVENT_BYTES
 from radar.domain.vocabulary import CHANNELS
 from radar.engine import EventResult
+from radar.service.appender import event_text
 from radar.service.auth import Principal
 from radar.service.deps import APPENDER, ServiceDep, require
 
@@ -131,13 +132,6 @@ def parse_events(body: bytes, max_batch: int) -> list[Any]:
     return value
 
 
-def _text(event: Any) -> str:
-    try:
-        return orjson.dumps(event).decode("utf-8")
-    except TypeError:  # e.g. an integer beyond 64 bits: let the validator name the field
-        return "{}"
-
-
 def results_document(results: list[EventResult]) -> dict[str, Any]:
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for r in results:
@@ -175,7 +169,7 @@ async def append_events(
     options = service.options
     body = await read_body(request, options.max_body_bytes)
     events = parse_events(body, options.max_batch)
-    texts = [_text(e) for e in events]
+    texts = [event_text(e) for e in events]
     future = service.appender.submit(events, texts)
     try:
         results = await asyncio.wrap_future(future)

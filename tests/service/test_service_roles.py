@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from service_support import ROLES, headers
 
 from radar.service.app import create_app
+from radar.service.auth import KeyRing
 
 # (method, path, body) -> roles allowed. The specification of who may do what.
 ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
@@ -111,6 +112,20 @@ def test_a_revoked_key_is_refused(client: TestClient, keys: dict[str, str]) -> N
     assert client.get("/kpis", headers={"X-API-Key": made["key"]}).status_code == 200
     client.delete(f"/keys/{made['key_id']}", headers=headers(keys, "admin"))
     assert client.get("/kpis", headers={"X-API-Key": made["key"]}).status_code == 401
+
+
+def test_a_verified_key_is_remembered_until_it_is_revoked(tmp_path: Any) -> None:
+    ring = KeyRing.in_folder(tmp_path)
+    try:
+        key, info = ring.create("appender")
+        assert ring.remembered(key) is None  # not verified yet: the caller must verify it
+        principal = ring.verify(key)
+        assert principal is not None and ring.remembered(key) == principal
+        ring.revoke(info.key_id)
+        assert ring.remembered(key) is None
+        assert ring.verify(key) is None
+    finally:
+        ring.close()
 
 
 def test_keys_are_stored_hashed(client: TestClient, keys: dict[str, str], tmp_path: Any) -> None:
