@@ -22,26 +22,42 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(lit(v) for v in values) + ")"
 
 
+def _when(condition: str, expr: str) -> str:
+    """``expr`` on the rows matching ``condition``, NULL on the others.
+
+    Aggregates skip NULLs, so ``agg(_when(c, x))`` equals ``agg(x) FILTER (WHERE c)`` — and
+    ``arg_max(x, _when(c, key))`` skips the rows whose key is NULL. DuckDB evaluates a FILTER
+    clause per aggregate and per chunk, slicing the aggregate inputs each time; with about 70
+    aggregates the CASE form computes the same rows in half the time.
+    """
+    return f"CASE WHEN {condition} THEN {expr} END"
+
+
+def _count(condition: str) -> str:
+    """The number of rows matching ``condition`` (0 if none)."""
+    return f"count({_when(condition, '1')})"
+
+
 def _sum(expr: str, condition: str) -> str:
     """An order-independent (exact) sum: floating-point sums differ with the summation order,
     which would make a rebuild differ from an incremental catch-up in the last bits."""
-    return f"CAST(sum(CAST({expr} AS DECIMAL(38, 6))) FILTER (WHERE {condition}) AS DOUBLE)"
+    return f"CAST(sum({_when(condition, f'CAST({expr} AS DECIMAL(38, 6))')}) AS DOUBLE)"
 
 
 def _avg(expr: str, condition: str) -> str:
     """An order-independent average (see :func:`_sum`)."""
     return (
-        f"CAST(sum(CAST({expr} AS DECIMAL(38, 6))) FILTER (WHERE {condition}) / "
-        f"nullif(count({expr}) FILTER (WHERE {condition}), 0) AS DOUBLE)"
+        f"CAST(sum({_when(condition, f'CAST({expr} AS DECIMAL(38, 6))')}) / "
+        f"nullif(count({_when(condition, expr)}), 0) AS DOUBLE)"
     )
 
 
 def _latest(expr: str, condition: str) -> str:
-    return f"arg_max({expr}, {ORDER_KEY}) FILTER (WHERE {condition})"
+    return f"arg_max({expr}, {_when(condition, ORDER_KEY)})"
 
 
 def _latest_null(expr: str, condition: str) -> str:
-    return f"arg_max_null({expr}, {ORDER_KEY}) FILTER (WHERE {condition})"
+    return f"arg_max_null({expr}, {_when(condition, ORDER_KEY)})"
 
 
 def _profile(field: str) -> str:
@@ -55,64 +71,72 @@ def _score(name: str) -> str:
 def _group(segmentation: str) -> str:
     # arg_max_null: a later segment.left (NULL here) must win over an earlier segment.entered
     return _latest_null(
-        "CASE WHEN type = 'segment.entered' THEN segment END",
+        _when("type = 'segment.entered'", "segment"),
         f"type IN ('segment.entered', 'segment.left') AND segmentation = {lit(segmentation)}",
     )
 
 
+def _first(condition: str) -> str:
+    """The earliest business time among the rows matching ``condition``."""
+    return f"min({_when(condition, 'occurred_at')})"
+
+
+def _last(condition: str) -> str:
+    """The latest business time among the rows matching ``condition``."""
+    return f"max({_when(condition, 'occurred_at')})"
+
+
+def _distinct(expr: str, condition: str) -> str:
+    """The number of distinct non-NULL values of ``expr`` among the rows matching ``condition``."""
+    return f"count(DISTINCT {_when(condition, expr)})"
+
+
 def _definitions() -> dict[str, str]:
     contact = f"type IN {_in(CONTACT_TYPES)}"
+    inbound = f"{contact} AND direction = 'inbound'"
+    outbound = f"{contact} AND direction = 'outbound'"
+    complaint = "type = 'contact' AND reason = 'complaint'"
+    opened = _distinct("ticket_id", "type = 'ticket.opened'")
+    resolved = _distinct("ticket_id", "type = 'ticket.resolved'")
     d: dict[str, str] = {
         "customer_id": "customer_id",
-        "first_seen": f"min(occurred_at) FILTER (WHERE type IN {_in(OPERATIONAL)})",
-        "last_seen": f"max(occurred_at) FILTER (WHERE type IN {_in(OPERATIONAL)})",
-        "registered_at": "min(occurred_at) FILTER (WHERE type = 'customer.registered')",
+        "first_seen": _first(f"type IN {_in(OPERATIONAL)}"),
+        "last_seen": _last(f"type IN {_in(OPERATIONAL)}"),
+        "registered_at": _first("type = 'customer.registered'"),
         "customer_type": _profile("customer_type"),
         "contractual": _profile("contractual"),
         "city": _profile("city"),
         "country": _profile("country"),
         "language": _profile("language"),
-        "cancelled_at": "max(occurred_at) FILTER (WHERE type = 'contract.cancelled')",
+        "cancelled_at": _last("type = 'contract.cancelled'"),
         "forgotten": "coalesce(bool_or(type = 'customer.forgotten'), FALSE)",
-        "purchases": "count(*) FILTER (WHERE type = 'purchase')",
-        "purchase_days": (
-            "count(DISTINCT CAST(occurred_at AS DATE)) FILTER (WHERE type = 'purchase')"
-        ),
+        "purchases": _count("type = 'purchase'"),
+        "purchase_days": _distinct("CAST(occurred_at AS DATE)", "type = 'purchase'"),
         "revenue": "coalesce(" + _sum("amount", "type = 'purchase'") + ", 0)",
         "avg_order_value": _avg("amount", "type = 'purchase'"),
-        "first_purchase_at": "min(occurred_at) FILTER (WHERE type = 'purchase')",
-        "last_purchase_at": "max(occurred_at) FILTER (WHERE type = 'purchase')",
-        "inbound_contacts": f"count(*) FILTER (WHERE {contact} AND direction = 'inbound')",
-        "outbound_contacts": f"count(*) FILTER (WHERE {contact} AND direction = 'outbound')",
+        "first_purchase_at": _first("type = 'purchase'"),
+        "last_purchase_at": _last("type = 'purchase'"),
+        "inbound_contacts": _count(inbound),
+        "outbound_contacts": _count(outbound),
     }
-    for direction in ("inbound", "outbound"):
+    for direction, condition in (("inbound", inbound), ("outbound", outbound)):
         for ch in CHANNELS:
-            d[f"{direction}_{ch}"] = (
-                f"count(*) FILTER (WHERE {contact} AND direction = {lit(direction)} "
-                f"AND channel = {lit(ch)})"
-            )
+            d[f"{direction}_{ch}"] = _count(f"{condition} AND channel = {lit(ch)}")
     d |= {
-        "last_inbound_at": f"max(occurred_at) FILTER (WHERE {contact} AND direction = 'inbound')",
-        "last_outbound_at": f"max(occurred_at) FILTER (WHERE {contact} AND direction = 'outbound')",
-        "last_outbound_channel": _latest("channel", f"{contact} AND direction = 'outbound'"),
-        "complaints": "count(*) FILTER (WHERE type = 'contact' AND reason = 'complaint')",
-        "last_complaint_at": (
-            "max(occurred_at) FILTER (WHERE type = 'contact' AND reason = 'complaint')"
-        ),
-        "tickets_opened": "count(*) FILTER (WHERE type = 'ticket.opened')",
-        "open_tickets": (
-            "greatest(0, count(DISTINCT ticket_id) FILTER (WHERE type = 'ticket.opened') - "
-            "count(DISTINCT ticket_id) FILTER (WHERE type = 'ticket.resolved'))"
-        ),
+        "last_inbound_at": _last(inbound),
+        "last_outbound_at": _last(outbound),
+        "last_outbound_channel": _latest("channel", outbound),
+        "complaints": _count(complaint),
+        "last_complaint_at": _last(complaint),
+        "tickets_opened": _count("type = 'ticket.opened'"),
+        "open_tickets": f"greatest(0, {opened} - {resolved})",
         "avg_satisfaction": _avg(
             "CASE WHEN scale = 'csat' THEN (score - 1) * 2.5 ELSE score END",
             "type = 'satisfaction.rated'",
         ),
         "avg_nps": _avg("score", "type = 'satisfaction.rated' AND scale = 'nps'"),
-        "payments": "count(*) FILTER (WHERE type = 'payment')",
-        "late_payments": (
-            "count(*) FILTER (WHERE type = 'payment' AND (days_late > 0 OR paid_date > due_date))"
-        ),
+        "payments": _count("type = 'payment'"),
+        "late_payments": _count("type = 'payment' AND (days_late > 0 OR paid_date > due_date)"),
         "avg_days_late": _avg("days_late", "type = 'payment' AND days_late > 0"),
     }
     for ch in CONSENT_CHANNELS:
@@ -120,15 +144,13 @@ def _definitions() -> dict[str, str]:
             "granted", f"type = 'consent.changed' AND data_channel = {lit(ch)}"
         )
     d |= {
-        "campaigns_sent": "count(*) FILTER (WHERE type = 'campaign.sent')",
-        "campaign_responses": "count(*) FILTER (WHERE type = 'campaign.responded')",
-        "conversions": (
-            "count(*) FILTER (WHERE type = 'campaign.responded' AND response = 'converted')"
-        ),
-        "leads": "count(*) FILTER (WHERE type = 'lead.created')",
-        "deals_won": "count(*) FILTER (WHERE type = 'deal.won')",
-        "deals_lost": "count(*) FILTER (WHERE type = 'deal.lost')",
-        "usage_events": "count(*) FILTER (WHERE type = 'usage')",
+        "campaigns_sent": _count("type = 'campaign.sent'"),
+        "campaign_responses": _count("type = 'campaign.responded'"),
+        "conversions": _count("type = 'campaign.responded' AND response = 'converted'"),
+        "leads": _count("type = 'lead.created'"),
+        "deals_won": _count("type = 'deal.won'"),
+        "deals_lost": _count("type = 'deal.lost'"),
+        "usage_events": _count("type = 'usage'"),
         "segment": _group("kmeans"),
         "rfm_group": _group("rfm"),
         "lifecycle_stage": _latest("stage", "type = 'lifecycle.stage_changed'"),
@@ -136,8 +158,8 @@ def _definitions() -> dict[str, str]:
         "churn_risk": _score("churn_risk"),
         "clv": _score("clv"),
         "p_alive": _score("p_alive"),
-        "actions_planned": "count(*) FILTER (WHERE type = 'action.planned')",
-        "last_action_at": "max(occurred_at) FILTER (WHERE type = 'action.planned')",
+        "actions_planned": _count("type = 'action.planned'"),
+        "last_action_at": _last("type = 'action.planned'"),
         "position": "max(position)",
     }
     return d

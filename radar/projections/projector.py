@@ -3,9 +3,13 @@
 Each batch — the stored events after the tracked position — is decoded and written to ``events``
 together with the new position in ONE DuckDB transaction, so a crash at any point leaves either
 the whole batch applied (and its position recorded) or none of it. ``customers`` is then brought
-up to date for the customers the batch touched, in the same transaction. A large catch-up (a
-rebuild, or a long backlog) instead marks ``customers`` dirty in the same transactions and
-recomputes it once at the end — the dirty mark survives a crash, so a restart finishes the job.
+up to date for the customers the batch touched, in the same transaction. A long backlog instead
+marks ``customers`` dirty in the same transactions and recomputes it once at the end — the dirty
+mark survives a crash, so a restart finishes the job.
+
+A rebuild replaces the whole view in ONE transaction: the log is streamed into ``events`` by a
+single statement, ``customers`` is aggregated once, and the position is set at the commit. A
+crash rolls it back to the old view, which the next catch-up brings up to date.
 Either way ``customers`` equals the aggregation of ``events``, which is what a rebuild gives.
 """
 
@@ -14,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +32,13 @@ from radar.projections.customers import customer_rows_sql, customers_ddl
 from radar.projections.decode import decode_sql
 from radar.projections.schema import POSITION_DDL, contacts_view_sql, events_ddl
 from radar.projections.upcast import upcast_batch
-from radar.store.base import EventStore
+from radar.store.base import READ_SCHEMA, EventStore
 
 Fault = Callable[[str], None]
 NAME = "view"
-#: A full recompute of ``customers`` aggregates about this many events at a time.
-EVENTS_PER_PARTITION = 1_000_000
+#: A full recompute of ``customers`` aggregates one to two times this many customers at a time
+#: (about half a GB of aggregate state each).
+CUSTOMERS_PER_PARTITION = 100_000
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,75 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One DuckDB transaction: committed if the block succeeds, rolled back if it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
+def _single_threaded(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run DuckDB on one thread for the block (the setting is the database's, not the
+    connection's, and is restored afterwards).
+
+    A rebuild is cheaper so: one thread appends full row groups in log order, which the commit
+    writes as they are — parallel appends leave partial row groups that the commit has to merge
+    and compress again — and the customers aggregation skips combining per-thread hash tables.
+    Meanwhile the log is read in another thread, so both cores stay busy.
+    """
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+
+
+class _LogStream:
+    """Batches of stored events as ONE Arrow stream that a DuckDB statement reads to its end,
+    counting what went through (and keeping an error of the reader, which DuckDB would only
+    report as text)."""
+
+    def __init__(self, batches: Generator[pa.Table]) -> None:
+        self._batches = batches
+        self.events = self.batches = self.last = 0
+        self._error: BaseException | None = None
+
+    def _record_batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in self._batches:
+                yield from batch.to_batches()
+                self.events += batch.num_rows
+                self.batches += 1
+                self.last = int(batch.column("position")[-1].as_py())
+        except BaseException as e:
+            self._error = e
+            raise
+
+    @contextmanager
+    def registered(self, con: duckdb.DuckDBPyConnection, name: str) -> Iterator[None]:
+        """The stream as the relation ``name`` of ``con`` inside the block (registered outside
+        any transaction: an aborted one could not drop it). An error of the reader that
+        aborts a statement comes out of the block as itself."""
+        reader = pa.RecordBatchReader.from_batches(READ_SCHEMA, self._record_batches())
+        con.register(name, reader)
+        try:
+            yield
+        except duckdb.Error:
+            if self._error is not None:
+                raise self._error from None
+            raise
+        finally:
+            con.unregister(name)
+            self._batches.close()  # stops the read-ahead thread at once
+
+
 class Projector:
     """Keeps one DuckDB view file caught up with one event store."""
 
@@ -147,24 +222,30 @@ class Projector:
         head = self.store.max_position() if upto is None else upto
         bulk = head - position > self.incremental_limit or self._dirty()
         events = batches = 0
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending: Future[pa.Table] | None = pool.submit(self._read, position, head)
-            while pending is not None:
-                batch = pending.result()
-                if batch.num_rows == 0:
-                    break
-                last = int(batch.column("position")[-1].as_py())
-                pending = pool.submit(self._read, last, head) if last < head else None
-                self._apply(batch, last, bulk, fault)
-                events += batch.num_rows
-                batches += 1
-                if fault:
-                    fault("between_batches")
+        for batch in self._batches(position, head):
+            self._apply(batch, int(batch.column("position")[-1].as_py()), bulk, fault)
+            events += batch.num_rows
+            batches += 1
+            if fault:
+                fault("between_batches")
         recomputed = False
         if self._dirty():
             self._recompute_customers(fault)
             recomputed = True
         return CatchUp(events, batches, self.position(), time.perf_counter() - started, recomputed)
+
+    def _batches(self, position: int, head: int) -> Generator[pa.Table]:
+        """The stored events after ``position`` up to ``head``, batch by batch; the next batch
+        is read in a background thread while the caller applies this one."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: Future[pa.Table] | None = pool.submit(self._read, position, head)
+            while pending is not None:
+                batch = pending.result()
+                if batch.num_rows == 0:
+                    return
+                last = int(batch.column("position")[-1].as_py())
+                pending = pool.submit(self._read, last, head) if last < head else None
+                yield batch
 
     def _read(self, after: int, head: int) -> pa.Table:
         """The next batch after ``after`` up to ``head`` (paged by count, so gaps in positions —
@@ -178,8 +259,7 @@ class Projector:
         con = self.con
         con.register("batch", batch)
         try:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with _transaction(con):
                 con.execute(f"INSERT INTO events {self._decode}")
                 if fault:
                     fault("inside_batch")
@@ -197,29 +277,16 @@ class Projector:
                     "customers_dirty = customers_dirty OR ? WHERE projection = ?",
                     [last, bulk, NAME],
                 )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
         finally:
             con.unregister("batch")
 
     def _recompute_customers(self, fault: Fault | None = None) -> None:
-        """Recompute the customers touched by the backlog (all of them after a rebuild).
-
-        A full recompute aggregates one hash partition of the customers at a time (about a
-        million events each), so its memory stays bounded however long the log is.
-        """
+        """Recompute the customers touched by the backlog (all of them after a rebuild)."""
         con = self.con
         everyone = not con.execute("SELECT count(*) FROM customers").fetchall()[0][0]
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with _transaction(con):
             if everyone:
-                events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
-                parts = max(1, int(events) // EVENTS_PER_PARTITION)
-                for k in range(parts):
-                    where = f"hash(customer_id) % {parts} = {k}"
-                    con.execute(f"INSERT INTO customers {customer_rows_sql(where=where)}")
+                self._insert_all_customers()
             else:
                 touched = "customer_id IN (SELECT customer_id FROM radar_dirty)"
                 con.execute(f"DELETE FROM customers WHERE {touched}")
@@ -230,21 +297,53 @@ class Projector:
             con.execute(
                 "UPDATE radar_position SET customers_dirty = FALSE WHERE projection = ?", [NAME]
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+
+    def _insert_all_customers(self) -> None:
+        """Fill the (empty) customers table from all of ``events``: one hash partition of the
+        customers at a time, so the memory of the aggregation stays bounded however many
+        customers there are. The partitions are as large as that allows: each one scans all
+        of ``events`` again."""
+        con = self.con
+        sql = "SELECT approx_count_distinct(customer_id) FROM events"
+        customers = int(con.execute(sql).fetchall()[0][0])
+        parts = max(1, customers // CUSTOMERS_PER_PARTITION)
+        for k in range(parts):
+            where = f"hash(customer_id) % {parts} = {k}" if parts > 1 else "TRUE"
+            con.execute(f"INSERT INTO customers {customer_rows_sql(where=where)}")
 
     def rebuild(self, *, fault: Fault | None = None) -> CatchUp:
-        """Drop the view and replay the whole log into it."""
+        """Replace the view by a replay of the whole log, in ONE transaction.
+
+        The log is streamed into ``events`` by one statement (no commit, position update or
+        dirty mark per batch), then ``customers`` is computed once. Until the commit, readers
+        see the old view; a crash rolls everything back to it, and the next catch-up brings it
+        up to date — which gives what a rebuild gives.
+        """
         with self._lock:
+            started = time.perf_counter()
             con = self.con
-            con.execute("BEGIN TRANSACTION")
-            _drop_view(con)
-            create_schema(con)
-            con.execute("UPDATE radar_position SET customers_dirty = TRUE")
-            con.execute("COMMIT")
-            return self._catch_up(fault, None)
+            log = _LogStream(self._batches(0, self.store.max_position()))
+            with _single_threaded(con), log.registered(con, "log"), _transaction(con):
+                self._replay(log, fault)
+            seconds = time.perf_counter() - started
+            return CatchUp(log.events, log.batches, log.last, seconds, True)
+
+    def _replay(self, log: _LogStream, fault: Fault | None) -> None:
+        """Inside the rebuild's transaction: an empty view, filled from ``log`` (registered as
+        the relation ``log``)."""
+        con = self.con
+        _drop_view(con)
+        create_schema(con)
+        con.execute(f"INSERT INTO events {decode_sql('log')}")
+        if fault:
+            fault("inside_batch")
+        self._insert_all_customers()
+        if fault:
+            fault("inside_recompute")
+        con.execute(
+            "UPDATE radar_position SET position = ?, updated_at = now() WHERE projection = ?",
+            [log.last, NAME],
+        )
 
     def follow(
         self,

@@ -8,6 +8,7 @@ import pytest
 from factories import purchase, write_jsonl
 
 from radar.engine import Engine, build_engine
+from radar.projections import projector
 
 
 class Crash(Exception):
@@ -100,6 +101,65 @@ def test_incremental_catch_up_in_many_small_batches_equals_a_rebuild(
         engine.project()
     assert engine.view.execute("SELECT count(*) FROM events").fetchall()[0][0] == 2000
     assert _snapshot(engine) == _rebuilt(tmp_path, engine)
+
+
+@pytest.mark.parametrize("where", ["inside_batch", "inside_recompute"])
+def test_a_crashed_rebuild_leaves_the_old_view_and_a_catch_up_completes_it(
+    engine: Engine, tmp_path: Path, where: str
+) -> None:
+    history = _history(1500)
+    engine.ingest_file(write_jsonl(tmp_path / "a.jsonl", history[:1000]))
+    engine.project()
+    before = _snapshot(engine)
+    engine.ingest_file(write_jsonl(tmp_path / "b.jsonl", history[1000:]))
+
+    def fault(point: str) -> None:
+        if point == where:
+            raise Crash(point)
+
+    engine.projector.batch_size = 300
+    with pytest.raises(Crash):
+        engine.projector.rebuild(fault=fault)
+    assert _snapshot(engine) == before
+    assert engine.projector.catch_up().events == 500
+    assert _snapshot(engine) == _rebuilt(tmp_path, engine)
+
+
+def test_a_store_error_during_a_rebuild_surfaces_as_itself(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.ingest_file(write_jsonl(tmp_path / "a.jsonl", _history(1000)))
+    engine.project()
+    before = _snapshot(engine)
+    read_after = engine.store.read_after
+
+    def failing(position: int, limit: int) -> object:
+        if position > 0:
+            raise OSError("the disk went away")
+        return read_after(position, limit)
+
+    monkeypatch.setattr(engine.store, "read_after", failing)
+    engine.projector.batch_size = 300
+    with pytest.raises(OSError, match="the disk went away"):
+        engine.projector.rebuild()
+    assert _snapshot(engine) == before
+
+
+@pytest.mark.parametrize("customers_per_partition", [100_000, 10])
+def test_a_rebuild_in_one_transaction_equals_a_catch_up_in_many(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, customers_per_partition: int
+) -> None:
+    monkeypatch.setattr(projector, "CUSTOMERS_PER_PARTITION", customers_per_partition)
+    engine.ingest_file(write_jsonl(tmp_path / "a.jsonl", _history(2500)))
+    engine.projector.batch_size = 128
+    first = engine.projector.catch_up()
+    assert first.batches > 10
+    caught_up = _snapshot(engine)
+    result = engine.projector.rebuild()
+    assert (result.events, result.position) == (2500, engine.store.max_position())
+    assert result.batches == first.batches
+    assert _snapshot(engine) == caught_up
+    assert engine.view.execute("SELECT current_setting('threads')").fetchall()[0][0] == 2
 
 
 def test_the_customer_view_counts_what_happened(engine: Engine, tmp_path: Path) -> None:
