@@ -43,9 +43,10 @@ CACHED_BATCH_ROWS = 2_000
 VERSIONS_SCHEMA = pa.schema([("stream", pa.string()), ("version", pa.int64())])
 LOOKUP_DDL = "CREATE TEMP TABLE IF NOT EXISTS radar_lookup (stream TEXT)"
 #: Page size of a new store file. Event states are a few hundred bytes of JSON and bulk appends
-#: write whole batches, so large pages mean far fewer page splits and b-tree levels: appending
-#: costs about 40 % less CPU than with SQLite's default 4 KiB (``bench/bench_store_pages.py``).
-PAGE_SIZE = 65_536
+#: write whole batches, so larger pages mean fewer page splits and b-tree levels: appending costs
+#: less CPU than with SQLite's default 4 KiB (``bench/bench_store_pages.py``). 64 KiB appended
+#: cheaper still but slowed a customer's history (each event read pulls a whole page), so 16 KiB.
+PAGE_SIZE = 16_384
 READ_SQL = (
     "SELECT rowid AS position, originator_id AS stream, originator_version AS stream_version, "
     f"topic, state FROM {EVENTS_TABLE} "
