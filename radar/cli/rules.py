@@ -29,6 +29,18 @@ AtOpt = Annotated[
 FormatOpt = Annotated[Format, typer.Option("--format", help="table or json")]
 
 
+#: Per-rule counts shown by ``preview`` and ``apply``.
+_COUNT_COLUMNS = [
+    "rule_id",
+    "candidates",
+    "planned",
+    "held_out",
+    "consent",
+    "frequency",
+    "pressure",
+]
+
+
 def _rules_dir(rules: Path | None) -> Path:
     if rules is not None:
         return rules
@@ -144,18 +156,10 @@ def register(app: typer.Typer) -> None:
             f"view position {result.point.position:,}, reference "
             f"{result.point.reference:%Y-%m-%d %H:%M} — nothing is appended"
         )
-        cols = [
-            "rule_id",
-            "candidates",
-            "planned",
-            "held_out",
-            "consent",
-            "frequency",
-            "pressure",
-            "overlap",
-        ]
         table(
-            "rules preview", [*cols[:6], "pressure (cap)", "overlap"], _rows(result.by_rule, cols)
+            "rules preview",
+            [*_COUNT_COLUMNS[:6], "pressure (cap)", "overlap"],
+            _rows(result.by_rule, [*_COUNT_COLUMNS, "overlap"]),
         )
         if result.overlap.height:
             table(
@@ -192,18 +196,7 @@ def register(app: typer.Typer) -> None:
         table(
             "rules applied",
             ["rule", "candidates", "planned", "held out", "consent", "frequency", "pressure"],
-            _rows(
-                result.by_rule,
-                [
-                    "rule_id",
-                    "candidates",
-                    "planned",
-                    "held_out",
-                    "consent",
-                    "frequency",
-                    "pressure",
-                ],
-            ),
+            _rows(result.by_rule, _COUNT_COLUMNS),
         )
         console.print(
             f"stored {result.appended:,} action events ({result.duplicates:,} already stored)"

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,26 +167,22 @@ def plan_at(
 ) -> pl.DataFrame:
     """The decisions of ``ruleset`` at ``point`` (nothing appended). ``history="log"`` reads the
     earlier decisions from the events table; a frame replaces it (a backtest's own)."""
-    with _temp_table(con, "__radar_rules_customers", customers_sql(point)) as customers:
+    with ExitStack() as tables:
+        customers = tables.enter_context(
+            _temp_table(con, "__radar_rules_customers", customers_sql(point))
+        )
+        past: pl.DataFrame | str | None = history
         if isinstance(history, str):
-            with _temp_table(
-                con, "__radar_rules_history", _history_sql(point, ruleset.hash)
-            ) as hist:
-                return plan_actions(
-                    con,
-                    ruleset,
-                    reference=point.reference,
-                    position=point.position,
-                    customers=customers,
-                    action_history=hist,
-                )
+            past = tables.enter_context(
+                _temp_table(con, "__radar_rules_history", _history_sql(point, ruleset.hash))
+            )
         return plan_actions(
             con,
             ruleset,
             reference=point.reference,
             position=point.position,
             customers=customers,
-            action_history=history,
+            action_history=past,
         )
 
 
