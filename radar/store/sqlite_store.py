@@ -2,9 +2,12 @@
 
 The table is created by the library's ``SQLiteApplicationRecorder`` (so its rowid is the
 notification id). Bulk appends and reads go through the ADBC SQLite driver, which moves Arrow
-batches in and out without a Python object per row. ``BEGIN IMMEDIATE`` takes the write lock before
-anything is read, so concurrent appenders (threads or processes) are serialised: nothing is lost,
-nothing is duplicated, and each stream's versions stay dense and ordered.
+batches in and out without a Python object per row; appends of a few events (an operational
+system's single event, the service's small group commits) go through the stdlib driver, whose
+statements cost microseconds where an ADBC call or Arrow ingest costs a few hundred.
+``BEGIN IMMEDIATE`` takes the write lock before anything is read, so concurrent appenders
+(threads or processes) are serialised: nothing is lost, nothing is duplicated, and each
+stream's versions stay dense and ordered.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import pyarrow.compute as pc
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from radar.store.base import READ_SCHEMA, AppendOutcome
-from radar.store.staging import drop_repeated_keys, finalise, versions_after
+from radar.store.staging import drop_repeated_keys, finalise, finalise_rows, versions_after
 from radar.store.stream_versions import StreamVersions
 
 EVENTS_TABLE = "stored_events"
@@ -40,6 +43,16 @@ STAGE_DDL = (
 )
 #: Batches of at least this many rows use (and refresh) the stream-version cache.
 CACHED_BATCH_ROWS = 2_000
+#: Batches of at most this many rows are appended with plain parameterised statements (the
+#: stdlib driver): a statement costs microseconds there, against a fixed cost of a few hundred
+#: per ADBC call and per Arrow ingest, which is what one-event appends pay for the bulk path.
+SMALL_BATCH_ROWS = 64
+_CONNECTION_PRAGMAS = (
+    "PRAGMA busy_timeout=120000",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA cache_size=-262144",
+    "PRAGMA temp_store=MEMORY",
+)
 VERSIONS_SCHEMA = pa.schema([("stream", pa.string()), ("version", pa.int64())])
 LOOKUP_DDL = "CREATE TEMP TABLE IF NOT EXISTS radar_lookup (stream TEXT)"
 #: Page size of a new store file. Event states are a few hundred bytes of JSON and bulk appends
@@ -86,6 +99,7 @@ class SQLiteEventStore:
         self.recorder = library_recorder(self.path)
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._small: sqlite3.Connection | None = None
         self._versions = StreamVersions()
         with self._cursor() as cur:
             cur.execute(KEYS_DDL)
@@ -96,12 +110,7 @@ class SQLiteEventStore:
         if self._conn is None:
             conn = adbc.connect(self.path, autocommit=True)
             cur = conn.cursor()
-            for pragma in (
-                "PRAGMA busy_timeout=120000",
-                "PRAGMA synchronous=NORMAL",
-                "PRAGMA cache_size=-262144",
-                "PRAGMA temp_store=MEMORY",
-            ):
+            for pragma in _CONNECTION_PRAGMAS:
                 cur.execute(pragma)
             cur.execute(STAGE_DDL)
             cur.execute(LOOKUP_DDL)
@@ -127,10 +136,21 @@ class SQLiteEventStore:
 
     # -- writes -------------------------------------------------------------------------------
 
+    def _small_connection(self) -> sqlite3.Connection:
+        """The stdlib connection for small appends (called with the lock held)."""
+        if self._small is None:
+            con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for pragma in _CONNECTION_PRAGMAS:
+                con.execute(pragma)
+            self._small = con
+        return self._small
+
     def append_staged(self, rows: pa.Table) -> AppendOutcome:
         if rows.num_rows == 0:
             return AppendOutcome(accepted=0)
         rows, repeated = drop_repeated_keys(rows)
+        if rows.num_rows <= SMALL_BATCH_ROWS:
+            return self._append_small(rows, repeated)
         keys = _in_key_order(rows.select(["line_no", "source", "event_id"]))
         with self._cursor() as cur:
             _begin_immediate(cur)
@@ -171,6 +191,46 @@ class SQLiteEventStore:
             duplicate_lines=sorted(int(x) for x in dups),
             first_position=first,
             last_position=last,
+            recorded_at=recorded_at,
+        )
+
+    def _append_small(self, rows: pa.Table, repeated: list[int]) -> AppendOutcome:
+        """:meth:`append_staged` for a few rows: the same steps under the same write lock, as
+        one parameterised statement per key and per stream instead of staged tables."""
+        with self._lock:
+            con = self._small_connection().cursor()
+            _begin_immediate(con)
+            try:
+                recorded_at = datetime.now(UTC)
+                before = _head(con)
+                staged = rows.to_pylist()
+                dups = repeated + [
+                    r["line_no"]
+                    for r in staged
+                    if con.execute(KEY_SQL, (r["source"], r["event_id"])).fetchone() is not None
+                ]
+                versions = {
+                    s: con.execute(VERSION_SQL, (s,)).fetchone()[0]
+                    for s in {r["stream"] for r in staged}
+                }
+                final = finalise_rows(staged, dups, versions, recorded_at)
+                con.executemany(INSERT_SQL, [tuple(r[c] for c in INSERT_COLUMNS) for r in final])
+                con.executemany(
+                    "INSERT INTO radar_event_keys (source, event_id) VALUES (?, ?)",
+                    [(r["source"], r["event_id"]) for r in final],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                self._versions.forget()
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.close()
+        return AppendOutcome(
+            accepted=len(final),
+            duplicate_lines=sorted(dups),
+            first_position=before + 1 if final else None,
+            last_position=before + len(final) if final else None,
             recorded_at=recorded_at,
         )
 
@@ -239,7 +299,16 @@ class SQLiteEventStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._small is not None:
+                self._small.close()
+                self._small = None
         self.recorder.datastore.close()
+
+
+KEY_SQL = "SELECT 1 FROM radar_event_keys WHERE source = ? AND event_id = ?"
+VERSION_SQL = f"SELECT max(originator_version) FROM {EVENTS_TABLE} WHERE originator_id = ?"
+INSERT_COLUMNS = ("originator_id", "originator_version", "topic", "state")
+INSERT_SQL = f"INSERT INTO {EVENTS_TABLE} ({', '.join(INSERT_COLUMNS)}) VALUES (?, ?, ?, ?)"
 
 
 def _in_key_order(keys: pa.Table) -> pa.Table:

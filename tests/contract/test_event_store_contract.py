@@ -291,24 +291,27 @@ def test_max_position_and_count_follow_the_appends(store: EventStore, ingestor: 
 # -- atomicity --------------------------------------------------------------------------------
 
 
-def _finalise_raises(real: Callable[..., pa.Table]) -> Callable[..., pa.Table]:
-    def broken(*args: Any, **kwargs: Any) -> pa.Table:
+def _finalise_raises(real: Callable[..., Any]) -> Callable[..., Any]:
+    def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("injected failure in finalise")
 
     return broken
 
 
-def _version_clash_inside_the_events_insert(
-    real: Callable[..., pa.Table],
-) -> Callable[..., pa.Table]:
+def _version_clash_inside_the_events_insert(real: Callable[..., Any]) -> Callable[..., Any]:
     """The rows are fine, but the last one carries a stream version that is stored already: the
-    events insert fails after the rows before it are written, in the same transaction."""
+    events insert fails after the rows before it are written, in the same transaction. Wraps
+    both forms of finalise: Arrow tables (bulk path) and lists of dicts (small batches)."""
 
-    def clashing(*args: Any, **kwargs: Any) -> pa.Table:
-        rows = pl.from_arrow(real(*args, **kwargs))
-        assert isinstance(rows, pl.DataFrame)
+    def clashing(*args: Any, **kwargs: Any) -> Any:
+        rows = real(*args, **kwargs)
+        if isinstance(rows, list):
+            rows[-1] = {**rows[-1], "originator_id": "C-0", "originator_version": 1}
+            return rows
+        frame = pl.from_arrow(rows)
+        assert isinstance(frame, pl.DataFrame)
         last = pl.int_range(pl.len()) == pl.len() - 1
-        clashed = rows.with_columns(
+        clashed = frame.with_columns(
             pl.when(last)
             .then(pl.lit("C-0"))
             .otherwise(pl.col("originator_id"))
@@ -323,6 +326,7 @@ def _version_clash_inside_the_events_insert(
     return clashing
 
 
+@pytest.mark.parametrize("size", [20, 200], ids=["small-batch", "bulk-batch"])
 @pytest.mark.parametrize(
     "fault", [_finalise_raises, _version_clash_inside_the_events_insert], ids=lambda f: f.__name__
 )
@@ -330,14 +334,17 @@ def test_a_failed_append_stores_nothing_of_its_batch(
     store: EventStore,
     ingestor: Ingestor,
     monkeypatch: pytest.MonkeyPatch,
-    fault: Callable[[Callable[..., pa.Table]], Callable[..., pa.Table]],
+    fault: Callable[[Callable[..., Any]], Callable[..., Any]],
+    size: int,
 ) -> None:
     ingest(ingestor, [purchase(i, f"C-{i % 3}") for i in range(6)])
     before = store.read_after(0, 100)
     backend = sys.modules[type(store).__module__]
-    batch = [purchase(i, f"C-{i % 4}") for i in range(6, 26)]
+    batch = [purchase(i, f"C-{i % 4}") for i in range(6, 6 + size)]
 
-    monkeypatch.setattr(backend, "finalise", fault(backend.finalise))
+    for name in ("finalise", "finalise_rows"):
+        if hasattr(backend, name):
+            monkeypatch.setattr(backend, name, fault(getattr(backend, name)))
     with pytest.raises(Exception):  # noqa: B017 - the backend's own error type
         ingest(ingestor, batch)
     assert store.read_after(0, 100).equals(before)
@@ -345,9 +352,9 @@ def test_a_failed_append_stores_nothing_of_its_batch(
 
     monkeypatch.undo()
     retried = ingest(ingestor, batch)
-    assert (retried.accepted, retried.duplicates) == (20, 0)
-    assert store.count() == 26
-    assert store.max_position() == 26  # the failed attempt left no gap in the positions
+    assert (retried.accepted, retried.duplicates) == (size, 0)
+    assert store.count() == 6 + size
+    assert store.max_position() == 6 + size  # the failed attempt left no gap in the positions
     for customer in ("C-0", "C-1", "C-2", "C-3"):
         versions = store.read_stream(customer).column("stream_version").to_pylist()
         assert versions == list(range(1, len(versions) + 1))

@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from radar.domain.envelope import parse_event
 from radar.ingest.pipeline import Ingestor, raw_table
 from radar.privacy.keystore import KeyStore
 from radar.store.base import EventStore
@@ -32,6 +33,8 @@ from radar.store.base import EventStore
 POSTGRES_ENV = "RADAR_TEST_POSTGRES_URL"
 EVENTS_PER_WRITER = 10_000
 BATCH = 500
+#: A batch size of the ``append`` API (an operational system's few events).
+SMALL = 16
 CUSTOMERS = 97
 
 pytestmark = pytest.mark.slow
@@ -63,17 +66,25 @@ def _open(kind: str, where: str) -> EventStore:
     return PostgresEventStore(url, table=table)
 
 
-def _writer(kind: str, where: str, keys_path: str, writer: int, start: Any, results: Any) -> None:
-    """Process body: open the store, wait for the others, append, report the counts."""
+def _writer(
+    kind: str, where: str, keys_path: str, writer: int, batch: int, start: Any, results: Any
+) -> None:
+    """Process body: open the store, wait for the others, append, report the counts. Batches
+    of :data:`BATCH` go through the bulk path (DuckDB validation, Arrow staging); smaller ones
+    through the ``append`` API's path (pydantic validation, row-by-row staging), which the
+    store writes with plain statements."""
     try:
         store = _open(kind, where)
         keys = KeyStore(keys_path)
         ingestor = Ingestor(store, keys, workers=1)
         start.wait(timeout=120)
         accepted = duplicates = 0
-        for first in range(0, EVENTS_PER_WRITER, BATCH):
-            lines = [(j, json.dumps(_event(writer, j))) for j in range(first, first + BATCH)]
-            result = ingestor.ingest_raw(raw_table(lines))
+        for first in range(0, EVENTS_PER_WRITER, batch):
+            events = [_event(writer, j) for j in range(first, first + batch)]
+            if batch >= BATCH:
+                result = ingestor.ingest_raw(raw_table(enumerate(map(json.dumps, events))))
+            else:
+                result = ingestor.ingest_events([parse_event(e) for e in events])
             assert result.rejected == 0, result.rejections[:3]
             accepted += result.accepted
             duplicates += result.duplicates
@@ -86,14 +97,18 @@ def _writer(kind: str, where: str, keys_path: str, writer: int, start: Any, resu
         raise
 
 
-def _run(kind: str, where: str, keys_path: Path, writers: int, reader: EventStore) -> list[int]:
-    """Run the writers while tailing ``reader``; returns the positions the tail saw, in order."""
+def _run(
+    kind: str, where: str, keys_path: Path, batches: list[int], reader: EventStore
+) -> list[int]:
+    """Run one writer per batch size in ``batches`` while tailing ``reader``; returns the
+    positions the tail saw, in order."""
+    writers = len(batches)
     ctx = mp.get_context("spawn")
     start = ctx.Barrier(writers)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=_writer, args=(kind, where, str(keys_path), w, start, results))
-        for w in range(writers)
+        ctx.Process(target=_writer, args=(kind, where, str(keys_path), w, batch, start, results))
+        for w, batch in enumerate(batches)
     ]
     for p in procs:
         p.start()
@@ -172,15 +187,18 @@ def _check(store: EventStore, writers: int, tail: list[int]) -> None:
     assert tail == sorted(stored["position"].to_list())
 
 
+@pytest.mark.parametrize(
+    "batches", [[BATCH, BATCH], [SMALL, BATCH]], ids=["bulk-and-bulk", "small-and-bulk"]
+)
 def test_two_processes_appending_to_one_sqlite_store_lose_and_duplicate_nothing(
-    tmp_path: Path,
+    tmp_path: Path, batches: list[int]
 ) -> None:
     from radar.store.sqlite_store import SQLiteEventStore
 
     path = tmp_path / "events.sqlite"
     store = SQLiteEventStore(path)
     try:
-        tail = _run("sqlite", str(path), tmp_path / "keys.sqlite", 2, store)
+        tail = _run("sqlite", str(path), tmp_path / "keys.sqlite", batches, store)
         _check(store, 2, tail)
     finally:
         store.close()
@@ -208,7 +226,7 @@ def test_four_processes_appending_to_postgres_lose_nothing_and_a_tailing_reader_
     url, table = postgres_table
     store = PostgresEventStore(url, table=table)
     try:
-        tail = _run("postgres", f"{url}#{table}", tmp_path / "keys.sqlite", 4, store)
+        tail = _run("postgres", f"{url}#{table}", tmp_path / "keys.sqlite", [BATCH] * 4, store)
         _check(store, 4, tail)
     finally:
         store.close()
