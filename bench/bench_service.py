@@ -155,13 +155,14 @@ def main() -> None:
     auditor = ring.create("auditor")[0]
     ring.close()
     port = _free_port()
+    log = (folder.parent / "server.log").open("wb")  # never a pipe nobody reads: it would fill
     env = {**os.environ, "RADAR_DATA": str(folder)}
     env.pop("RADAR_EVENT_STORE", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "radar", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     try:
         deadline = time.monotonic() + 60
@@ -235,6 +236,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
+        log.close()
     _check_stored(folder, 1000 + args.batches * 1000 + args.singles + LIVE_EVENTS)
 
 
