@@ -8,18 +8,49 @@ by business time, ties broken by log position, so every path agrees.
 
 from __future__ import annotations
 
+import re
+
 from radar.domain.catalogue import CATALOGUE, CONTACT_TYPES
 from radar.domain.columns import CUSTOMER_COLUMNS
 from radar.domain.vocabulary import CHANNELS, CONSENT_CHANNELS
 from radar.ingest.sql_codec import lit
+from radar.projections.schema import event_columns
 
 ORDER_KEY = "(epoch_us(occurred_at)::HUGEINT * 100000000000 + position)"
 OPERATIONAL = tuple(n for n, t in CATALOGUE.items() if t.written_by == "operational")
 PROFILE = ("customer.registered", "customer.profile_changed")
+#: The order key of an event row (:data:`ORDER_KEY`), a column of the inner projection.
+KEY = "_key"
 
 
 def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(lit(v) for v in values) + ")"
+
+
+def _contact(direction: str) -> str:
+    return f"type IN {_in(CONTACT_TYPES)} AND direction = {lit(direction)}"
+
+
+#: Conditions that several columns share, evaluated once per event row as columns of the inner
+#: projection (see :func:`customer_rows_sql`). Each is TRUE or NULL, never FALSE, so
+#: ``count(flag)`` counts the rows matching the condition and ``CASE WHEN flag …`` keeps them.
+#: Repeated in every aggregate instead, they made the statement almost twice as large — and
+#: DuckDB parses, binds and optimizes it at every catch-up: most of the cost of a small one.
+FLAGS: dict[str, str] = {
+    "_operational": f"type IN {_in(OPERATIONAL)}",
+    "_profile": f"type IN {_in(PROFILE)}",
+    "_inbound": _contact("inbound"),
+    "_outbound": _contact("outbound"),
+    "_purchase": "type = 'purchase'",
+    "_complaint": "type = 'contact' AND reason = 'complaint'",
+    "_opened": "type = 'ticket.opened'",
+    "_rated": "type = 'satisfaction.rated'",
+    "_payment": "type = 'payment'",
+    "_consent": "type = 'consent.changed'",
+    "_segment": "type IN ('segment.entered', 'segment.left')",
+    "_score": "type = 'score.changed'",
+    "_action": "type = 'action.planned'",
+}
 
 
 def _when(condition: str, expr: str) -> str:
@@ -35,7 +66,7 @@ def _when(condition: str, expr: str) -> str:
 
 def _count(condition: str) -> str:
     """The number of rows matching ``condition`` (0 if none)."""
-    return f"count({_when(condition, '1')})"
+    return f"count({condition})" if condition in FLAGS else f"count({_when(condition, '1')})"
 
 
 def _sum(expr: str, condition: str) -> str:
@@ -53,26 +84,31 @@ def _avg(expr: str, condition: str) -> str:
 
 
 def _latest(expr: str, condition: str) -> str:
-    return f"arg_max({expr}, {_when(condition, ORDER_KEY)})"
+    """The non-NULL ``expr`` of the latest row matching ``condition`` (``arg_max`` skips the rows
+    where ``expr`` or the key is NULL)."""
+    return f"arg_max({expr}, {_when(condition, KEY)})"
 
 
 def _latest_null(expr: str, condition: str) -> str:
-    return f"arg_max_null({expr}, {_when(condition, ORDER_KEY)})"
+    """``expr`` of the latest row matching ``condition``, even if it is NULL there."""
+    return f"arg_max_null({expr}, {_when(condition, KEY)})"
 
 
 def _profile(field: str) -> str:
-    return _latest(field, f"type IN {_in(PROFILE)} AND {field} IS NOT NULL")
+    """The latest stated value of a profile field (a profile event without it keeps the one
+    before: :func:`_latest` skips NULLs)."""
+    return _latest(field, "_profile")
 
 
 def _score(name: str) -> str:
-    return _latest("value", f"type = 'score.changed' AND score_name = {lit(name)}")
+    return _latest("value", f"_score AND score_name = {lit(name)}")
 
 
 def _group(segmentation: str) -> str:
     # arg_max_null: a later segment.left (NULL here) must win over an earlier segment.entered
     return _latest_null(
         _when("type = 'segment.entered'", "segment"),
-        f"type IN ('segment.entered', 'segment.left') AND segmentation = {lit(segmentation)}",
+        f"_segment AND segmentation = {lit(segmentation)}",
     )
 
 
@@ -92,16 +128,14 @@ def _distinct(expr: str, condition: str) -> str:
 
 
 def _definitions() -> dict[str, str]:
-    contact = f"type IN {_in(CONTACT_TYPES)}"
-    inbound = f"{contact} AND direction = 'inbound'"
-    outbound = f"{contact} AND direction = 'outbound'"
-    complaint = "type = 'contact' AND reason = 'complaint'"
-    opened = _distinct("ticket_id", "type = 'ticket.opened'")
+    """Each stored column as an aggregate over the rows of the inner projection (the events
+    columns, :data:`KEY` and the :data:`FLAGS`)."""
+    opened = _distinct("ticket_id", "_opened")
     resolved = _distinct("ticket_id", "type = 'ticket.resolved'")
     d: dict[str, str] = {
         "customer_id": "customer_id",
-        "first_seen": _first(f"type IN {_in(OPERATIONAL)}"),
-        "last_seen": _last(f"type IN {_in(OPERATIONAL)}"),
+        "first_seen": _first("_operational"),
+        "last_seen": _last("_operational"),
         "registered_at": _first("type = 'customer.registered'"),
         "customer_type": _profile("customer_type"),
         "contractual": _profile("contractual"),
@@ -110,39 +144,36 @@ def _definitions() -> dict[str, str]:
         "language": _profile("language"),
         "cancelled_at": _last("type = 'contract.cancelled'"),
         "forgotten": "coalesce(bool_or(type = 'customer.forgotten'), FALSE)",
-        "purchases": _count("type = 'purchase'"),
-        "purchase_days": _distinct("CAST(occurred_at AS DATE)", "type = 'purchase'"),
-        "revenue": "coalesce(" + _sum("amount", "type = 'purchase'") + ", 0)",
-        "avg_order_value": _avg("amount", "type = 'purchase'"),
-        "first_purchase_at": _first("type = 'purchase'"),
-        "last_purchase_at": _last("type = 'purchase'"),
-        "inbound_contacts": _count(inbound),
-        "outbound_contacts": _count(outbound),
+        "purchases": _count("_purchase"),
+        "purchase_days": _distinct("CAST(occurred_at AS DATE)", "_purchase"),
+        "revenue": "coalesce(" + _sum("amount", "_purchase") + ", 0)",
+        "avg_order_value": _avg("amount", "_purchase"),
+        "first_purchase_at": _first("_purchase"),
+        "last_purchase_at": _last("_purchase"),
+        "inbound_contacts": _count("_inbound"),
+        "outbound_contacts": _count("_outbound"),
     }
-    for direction, condition in (("inbound", inbound), ("outbound", outbound)):
+    for direction in ("inbound", "outbound"):
         for ch in CHANNELS:
-            d[f"{direction}_{ch}"] = _count(f"{condition} AND channel = {lit(ch)}")
+            d[f"{direction}_{ch}"] = _count(f"_{direction} AND channel = {lit(ch)}")
     d |= {
-        "last_inbound_at": _last(inbound),
-        "last_outbound_at": _last(outbound),
-        "last_outbound_channel": _latest("channel", outbound),
-        "complaints": _count(complaint),
-        "last_complaint_at": _last(complaint),
-        "tickets_opened": _count("type = 'ticket.opened'"),
+        "last_inbound_at": _last("_inbound"),
+        "last_outbound_at": _last("_outbound"),
+        "last_outbound_channel": _latest("channel", "_outbound"),
+        "complaints": _count("_complaint"),
+        "last_complaint_at": _last("_complaint"),
+        "tickets_opened": _count("_opened"),
         "open_tickets": f"greatest(0, {opened} - {resolved})",
         "avg_satisfaction": _avg(
-            "CASE WHEN scale = 'csat' THEN (score - 1) * 2.5 ELSE score END",
-            "type = 'satisfaction.rated'",
+            "CASE WHEN scale = 'csat' THEN (score - 1) * 2.5 ELSE score END", "_rated"
         ),
-        "avg_nps": _avg("score", "type = 'satisfaction.rated' AND scale = 'nps'"),
-        "payments": _count("type = 'payment'"),
-        "late_payments": _count("type = 'payment' AND (days_late > 0 OR paid_date > due_date)"),
-        "avg_days_late": _avg("days_late", "type = 'payment' AND days_late > 0"),
+        "avg_nps": _avg("score", "_rated AND scale = 'nps'"),
+        "payments": _count("_payment"),
+        "late_payments": _count("_payment AND (days_late > 0 OR paid_date > due_date)"),
+        "avg_days_late": _avg("days_late", "_payment AND days_late > 0"),
     }
     for ch in CONSENT_CHANNELS:
-        d[f"consent_{ch}"] = _latest(
-            "granted", f"type = 'consent.changed' AND data_channel = {lit(ch)}"
-        )
+        d[f"consent_{ch}"] = _latest("granted", f"_consent AND data_channel = {lit(ch)}")
     d |= {
         "campaigns_sent": _count("type = 'campaign.sent'"),
         "campaign_responses": _count("type = 'campaign.responded'"),
@@ -158,16 +189,24 @@ def _definitions() -> dict[str, str]:
         "churn_risk": _score("churn_risk"),
         "clv": _score("clv"),
         "p_alive": _score("p_alive"),
-        "actions_planned": _count("type = 'action.planned'"),
-        "last_action_at": _last("type = 'action.planned'"),
+        "actions_planned": _count("_action"),
+        "last_action_at": _last("_action"),
         "position": "max(position)",
     }
     return d
 
 
+def _read_columns(expressions: list[str]) -> tuple[str, ...]:
+    """The events columns that ``expressions`` read (every column whose name they mention)."""
+    text = " ".join(expressions)
+    return tuple(c for c in event_columns() if re.search(rf"\b{re.escape(c)}\b", text))
+
+
 DEFINITIONS = _definitions()
 STORED_COLUMNS = tuple(c.name for c in CUSTOMER_COLUMNS.values() if not c.relative)
 assert tuple(DEFINITIONS) == STORED_COLUMNS, set(DEFINITIONS) ^ set(STORED_COLUMNS)
+#: The events columns of the inner projection.
+READ_COLUMNS = _read_columns([*DEFINITIONS.values(), ORDER_KEY, *FLAGS.values()])
 
 _DUCK = {
     "string": "VARCHAR",
@@ -183,16 +222,26 @@ def customers_ddl(table: str = "customers") -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
 
 
+def _rows_sql(events: str, where: str) -> str:
+    """The inner projection: the matching rows of ``events`` with the columns the definitions
+    read, their order key and the flags."""
+    columns = [
+        *READ_COLUMNS,
+        f"{ORDER_KEY} AS {KEY}",
+        *(f"({condition}) OR NULL AS {name}" for name, condition in FLAGS.items()),
+    ]
+    return f"SELECT {', '.join(columns)} FROM {events} WHERE customer_id IS NOT NULL AND ({where})"
+
+
 def customer_rows_sql(events: str = "events", where: str = "TRUE") -> str:
-    """One row per customer over ``events`` rows matching ``where`` (columns in table order)."""
-    select = ",\n  ".join(
-        f'CAST({expr} AS {_DUCK[CUSTOMER_COLUMNS[name].type]}) AS "{name}"'
-        for name, expr in DEFINITIONS.items()
-    )
-    return (
-        f"SELECT\n  {select}\nFROM {events}\n"
-        f"WHERE customer_id IS NOT NULL AND ({where})\nGROUP BY customer_id"
-    )
+    """One row per customer over ``events`` rows matching ``where`` (columns in table order,
+    of the types of :func:`customers_ddl`).
+
+    Each definition already has its column's type (a test checks it), so the statement casts
+    nothing: every word of it costs DuckDB parsing, binding and optimizing at each catch-up.
+    """
+    select = ",\n  ".join(f'{expr} AS "{name}"' for name, expr in DEFINITIONS.items())
+    return f"SELECT\n  {select}\nFROM ({_rows_sql(events, where)})\nGROUP BY customer_id"
 
 
 def radar_sql(customers: str, reference: str) -> str:

@@ -36,11 +36,16 @@ def _structure() -> str:
 
 
 def decode_sql(batch: str = "batch") -> str:
-    """SELECT the events-table columns (in table order) from a batch of stored rows."""
+    """SELECT the events-table columns (in table order) from a batch of stored rows.
+
+    The payload fields are read from the payload struct ``d`` (``d."amount"``), not through the
+    whole state (``s.data."amount"``): names of three parts made the statement a third dearer
+    for DuckDB to plan, which it does at every catch-up.
+    """
     facts = []
     for name, t in fact_columns().items():
         key = name[len("data_") :] if name.startswith("data_") else name
-        src = f's.data."{key}"'
+        src = f'd."{key}"'
         if t in ("TIMESTAMPTZ", "DATE"):
             src = f"CAST({src} AS {t})"
         facts.append(f'{src} AS "{name}"')
@@ -63,8 +68,11 @@ def decode_sql(batch: str = "batch") -> str:
     return f"""
     SELECT {", ".join(cols)}
     FROM (
-        SELECT position, stream, stream_version,
-               json_transform(decode(state), '{_structure()}') AS s
-        FROM {batch}
+        SELECT position, stream, stream_version, s, s.data AS d
+        FROM (
+            SELECT position, stream, stream_version,
+                   json_transform(decode(state), '{_structure()}') AS s
+            FROM {batch}
+        )
     )
     """

@@ -83,6 +83,7 @@ def create_app(
 
     for module in (routes_events, routes_actions, routes_customers, routes_insight, routes_admin):
         app.include_router(module.router)
+    app.add_middleware(routes_events.AppendFastPath)
     app.mount("/dashboard", StaticFiles(directory=STATIC, html=True), name="dashboard")
 
     @app.get("/", include_in_schema=False)

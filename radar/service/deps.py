@@ -53,6 +53,37 @@ async def _verify(keyring: KeyRing, token: str) -> Principal | None:
     return await run_in_threadpool(keyring.verify, token)
 
 
+def api_key(x_api_key: str | None, authorization: str | None) -> str | None:
+    """The API key of a request: the ``X-API-Key`` header, else the credentials of an
+    ``Authorization: Bearer …`` header (what the two security schemes below read)."""
+    if x_api_key:
+        return x_api_key
+    scheme, _, credentials = (authorization or "").partition(" ")
+    return credentials if scheme.lower() == "bearer" and credentials else None
+
+
+async def authorize(service: Service, token: str | None, allowed: frozenset[Role]) -> Principal:
+    """The principal of ``token`` when its role is in ``allowed``; 401 without a valid key,
+    403 for a role that may not."""
+    if not token:
+        raise HTTPException(
+            401,
+            "an API key is required (X-API-Key or Authorization: Bearer)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = await _verify(service.keyring, token)
+    if principal is None:
+        raise HTTPException(
+            401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if principal.role not in allowed:
+        names = ", ".join(sorted(r.value for r in allowed))
+        raise HTTPException(
+            403, f"the role {principal.role.value!r} may not do this (allowed: {names})"
+        )
+    return principal
+
+
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets only ``roles`` through (401 without a valid key, else 403)."""
     allowed = frozenset(roles)
@@ -63,22 +94,6 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         header: Annotated[str | None, Depends(_header)],
     ) -> Principal:
         token = header or (bearer.credentials if bearer is not None else None)
-        if not token:
-            raise HTTPException(
-                401,
-                "an API key is required (X-API-Key or Authorization: Bearer)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        principal = await _verify(get_service(request).keyring, token)
-        if principal is None:
-            raise HTTPException(
-                401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
-            )
-        if principal.role not in allowed:
-            names = ", ".join(sorted(r.value for r in allowed))
-            raise HTTPException(
-                403, f"the role {principal.role.value!r} may not do this (allowed: {names})"
-            )
-        return principal
+        return await authorize(get_service(request), token, allowed)
 
     return check

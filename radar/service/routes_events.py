@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from radar.domain.catalogue import CATALOGUE
 from radar.domain.envelope import MAX_EVENT_BYTES
@@ -22,7 +24,8 @@ from radar.domain.vocabulary import CHANNELS
 from radar.engine import EventResult
 from radar.service.appender import event_text
 from radar.service.auth import Principal
-from radar.service.deps import APPENDER, ServiceDep, require
+from radar.service.core import Service
+from radar.service.deps import APPENDER, ServiceDep, api_key, authorize, get_service, require
 
 router = APIRouter(tags=["events"])
 
@@ -166,6 +169,13 @@ async def append_events(
 
     Limits: at most 1000 events per request (configurable), 16 MiB per body, 64 KiB per event.
     """
+    return await append_response(service, request)
+
+
+async def append_response(service: Service, request: Request) -> Response:
+    """The response to an authorised ``POST /events``: the body's events through the group
+    commit, one result each (413/422 for a body that cannot be taken, 503 when the store
+    fails)."""
     options = service.options
     body = await read_body(request, options.max_body_bytes)
     events = parse_events(body, options.max_batch)
@@ -178,4 +188,32 @@ async def append_events(
     return Response(orjson.dumps(results_document(results)), media_type="application/json")
 
 
-__all__ = ["MAX_EVENT_BYTES", "parse_events", "read_body", "router"]
+class AppendFastPath:
+    """ASGI middleware that serves ``POST /events`` — the hot path of operational systems —
+    without the framework's routing and dependency layers, which cost more CPU than the append
+    of a single event. The answers are the route's own: the same key check
+    (:func:`~radar.service.deps.authorize`), the same :func:`append_response`, and an
+    ``HTTPException`` as FastAPI renders it. The route stays registered for the OpenAPI
+    document (and serves the app when this middleware is not installed)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.allowed = frozenset(APPENDER)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/events" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            service = get_service(request)
+            headers = request.headers
+            token = api_key(headers.get("x-api-key"), headers.get("authorization"))
+            await authorize(service, token, self.allowed)
+            response = await append_response(service, request)
+        except HTTPException as e:
+            response = JSONResponse({"detail": e.detail}, e.status_code, headers=e.headers)
+        await response(scope, receive, send)
+
+
+__all__ = ["MAX_EVENT_BYTES", "AppendFastPath", "parse_events", "read_body", "router"]

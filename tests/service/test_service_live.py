@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from factories import purchase
 from fastapi.testclient import TestClient
-from service_support import headers
+from service_support import headers, planned_action
 
-from radar.service.live import STREAMING_COMMITS, pause_after
+from radar.engine import build_engine
+from radar.service.live import STREAMING_COMMITS, LiveView, pause_after
+from radar.service.queue import ActionQueue
 
 
 def test_after_a_quiet_spell_the_next_catch_up_may_start_at_once() -> None:
@@ -55,3 +58,31 @@ def test_under_a_stream_of_appends_each_is_in_the_view_within_a_second(
         stop.set()
         streamer.join()
     assert max(lags) < 1.0, lags
+
+
+def test_the_live_loop_queues_the_planned_actions_except_those_of_forgotten_customers(
+    tmp_path: Path,
+) -> None:
+    engine = build_engine(data_dir=tmp_path / "data", event_store=None)
+    queue = ActionQueue.sqlite(tmp_path / "actions.sqlite")
+    live = LiveView(engine, queue)
+    engine.append([purchase(1, "C-1"), purchase(2, "C-2")])
+    assert live.catch_up() == 2
+    assert queue.synced_position() == engine.projector.position()
+    assert queue.counts()["open"] == 0
+    forgotten = {
+        "event_id": "forgotten:C-2",
+        "type": "customer.forgotten",
+        "customer_id": "C-2",
+        "occurred_at": "2026-02-01T11:00:00Z",
+        "source": "radar",
+        "data": {},
+    }
+    results = engine.append([planned_action("a-1", "C-1"), planned_action("a-2", "C-2"), forgotten])
+    assert all(r.status == "accepted" for r in results), results
+    assert live.catch_up() == 3
+    assert queue.synced_position() == engine.projector.position()
+    assert queue.get("a-1") is not None
+    assert queue.get("a-2") is None
+    queue.close()
+    engine.close()
