@@ -30,8 +30,14 @@ from radar.ingest.py_codec import encode_event
 from radar.ingest.sql_codec import ENCODE_SQL, install_catalogue, validate_steps
 from radar.privacy.cipher import encrypt
 from radar.privacy.keystore import KeyStore
-from radar.store.base import STAGED_COLUMNS, AppendOutcome, EventStore, staged_schema
-from radar.store.staging import drop_repeated_keys
+from radar.store.base import (
+    SMALL_BATCH_ROWS,
+    STAGED_COLUMNS,
+    AppendOutcome,
+    EventStore,
+    staged_schema,
+)
+from radar.store.staging import drop_repeated_keys, first_of_each_key
 
 T = TypeVar("T")
 
@@ -118,10 +124,6 @@ STAGE_INPUT = pa.schema(
         ("pii_plain", pa.string()),
     ]
 )
-
-
-#: The ``append`` API stages at most this many events row by row (see ``_stage_rows``).
-SMALL_BATCH_ROWS = 64
 
 
 def _duck(threads: int) -> duckdb.DuckDBPyConnection:
@@ -238,16 +240,7 @@ class Ingestor:
     def _stage_rows(self, rows: list[dict[str, Any]]) -> Prepared:
         """:meth:`_stage` for a few encoded rows, row by row (Arrow's fixed cost per call
         outweighs the work for a handful of events): the same rows come out."""
-        seen: set[tuple[str, str]] = set()
-        kept: list[dict[str, Any]] = []
-        repeated: list[int] = []
-        for row in rows:
-            key = (row["source"], row["event_id"])
-            if key in seen:
-                repeated.append(row["line_no"])
-            else:
-                seen.add(key)
-                kept.append(row)
+        kept, repeated = first_of_each_key(rows)
         secret = [r for r in kept if r["pii_plain"] is not None and r["customer_id"] is not None]
         tokens = self._tokens([r["customer_id"] for r in secret], [r["pii_plain"] for r in secret])
         pii = {id(r): f',"pii":"{t}"' for r, t in zip(secret, tokens, strict=True) if t}

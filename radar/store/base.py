@@ -22,6 +22,10 @@ import pyarrow as pa
 
 #: Columns of a staged batch (see :func:`staged_schema`).
 STAGED_COLUMNS = ("line_no", "source", "event_id", "stream", "topic", "body")
+#: Batches of at most this many events are small: staged row by row in Python (and written by
+#: the SQLite store with plain statements), since Arrow compute and ADBC calls cost a few hundred
+#: microseconds each whatever the size, more than the work for a handful of events.
+SMALL_BATCH_ROWS = 64
 #: Columns returned by reads: the library's columns plus the notification id as ``position``.
 READ_COLUMNS = ("position", "stream", "stream_version", "topic", "state")
 

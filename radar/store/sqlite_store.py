@@ -26,8 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
-from radar.store.base import READ_SCHEMA, AppendOutcome
-from radar.store.staging import drop_repeated_keys, finalise, finalise_rows, versions_after
+from radar.store.base import READ_SCHEMA, SMALL_BATCH_ROWS, AppendOutcome
+from radar.store.staging import (
+    drop_repeated_keys,
+    finalise,
+    finalise_rows,
+    first_of_each_key,
+    versions_after,
+)
 from radar.store.stream_versions import StreamVersions
 
 EVENTS_TABLE = "stored_events"
@@ -43,10 +49,6 @@ STAGE_DDL = (
 )
 #: Batches of at least this many rows use (and refresh) the stream-version cache.
 CACHED_BATCH_ROWS = 2_000
-#: Batches of at most this many rows are appended with plain parameterised statements (the
-#: stdlib driver): a statement costs microseconds there, against a fixed cost of a few hundred
-#: per ADBC call and per Arrow ingest, which is what one-event appends pay for the bulk path.
-SMALL_BATCH_ROWS = 64
 _CONNECTION_PRAGMAS = (
     "PRAGMA busy_timeout=120000",
     "PRAGMA synchronous=NORMAL",
@@ -148,9 +150,9 @@ class SQLiteEventStore:
     def append_staged(self, rows: pa.Table) -> AppendOutcome:
         if rows.num_rows == 0:
             return AppendOutcome(accepted=0)
-        rows, repeated = drop_repeated_keys(rows)
         if rows.num_rows <= SMALL_BATCH_ROWS:
-            return self._append_small(rows, repeated)
+            return self._append_small(rows.to_pylist())
+        rows, repeated = drop_repeated_keys(rows)
         keys = _in_key_order(rows.select(["line_no", "source", "event_id"]))
         with self._cursor() as cur:
             _begin_immediate(cur)
@@ -194,16 +196,16 @@ class SQLiteEventStore:
             recorded_at=recorded_at,
         )
 
-    def _append_small(self, rows: pa.Table, repeated: list[int]) -> AppendOutcome:
+    def _append_small(self, rows: list[dict[str, Any]]) -> AppendOutcome:
         """:meth:`append_staged` for a few rows: the same steps under the same write lock, as
         one parameterised statement per key and per stream instead of staged tables."""
+        staged, repeated = first_of_each_key(rows)
         with self._lock:
             con = self._small_connection().cursor()
             _begin_immediate(con)
             try:
                 recorded_at = datetime.now(UTC)
                 before = _head(con)
-                staged = rows.to_pylist()
                 dups = repeated + [
                     r["line_no"]
                     for r in staged

@@ -49,6 +49,26 @@ def drop_repeated_keys(staged: pa.Table) -> tuple[pa.Table, list[int]]:
     ), repeated
 
 
+def first_of_each_key(staged: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
+    """:func:`drop_repeated_keys` for a few staged rows as dicts: the rows without later
+    repeats of a (source, event_id) key, in line order, and the line numbers of the repeats."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[dict[str, Any]] = []
+    repeated: list[int] = []
+    for row in sorted(staged, key=_line):
+        key = (row["source"], row["event_id"])
+        if key in seen:
+            repeated.append(row["line_no"])
+        else:
+            seen.add(key)
+            kept.append(row)
+    return kept, repeated
+
+
+def _line(row: dict[str, Any]) -> int:
+    return int(row["line_no"])
+
+
 def _rank_in_runs(values: pa.Array) -> np.ndarray:
     """1, 2, 3, … within each run of equal ``values`` (sorted), as int64."""
     n = len(values)
