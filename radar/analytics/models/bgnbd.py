@@ -197,7 +197,7 @@ def summarise_purchases(
     days = (
         purchases.lazy()
         .filter(pl.col(day_col).cast(pl.Date) <= pl.lit(as_of))
-        .group_by(customer_col, pl.col(day_col).cast(pl.Date).alias("_day"))
+        .group_by(customer_col, pl.col(day_col).cast(pl.Date).alias("_day"), maintain_order=True)
         .agg(aggs)
     )
     per_customer = [
@@ -208,7 +208,9 @@ def summarise_purchases(
     if amount_col is not None:
         per_customer += [
             pl.col("_amount").sort_by("_day").first().alias("first_amount"),
-            pl.col("_amount").sum().alias("_total"),
+            # summed in day order: a parallel group-by hands the days over in any order, and a
+            # float sum in another order differs in the last bits (and so may the fits on it)
+            pl.col("_amount").sort_by("_day").sum().alias("_total"),
         ]
     out = days.group_by(customer_col).agg(per_customer)
     span = (pl.col("last_purchase") - pl.col("first_purchase")).dt.total_days()
