@@ -15,7 +15,7 @@ import duckdb
 
 from radar.domain.envelope import Event, parse_event
 from radar.domain.errors import InvalidEvent, RadarError
-from radar.ingest.pipeline import BatchResult, Ingestor, Rejection
+from radar.ingest.pipeline import BatchResult, Ingestor, Prepared, Rejection
 from radar.privacy.keystore import KeyStore
 from radar.projections.projector import CatchUp, Projector, connect_view
 from radar.settings import Settings
@@ -42,6 +42,26 @@ class EventResult:
         if self.status == "rejected":
             out |= {"field": self.field, "reason": self.reason}
         return out
+
+
+@dataclass(frozen=True)
+class StagedAppend:
+    """The events of one :meth:`Engine.append`, validated and encoded but not stored yet."""
+
+    prepared: Prepared
+    #: The rejected events' results, by index.
+    rejected: dict[int, EventResult]
+    #: (index, event id) of each valid event, in the order they were staged (line numbers).
+    valid: list[tuple[int, str | None]]
+
+    def results(self, outcome: BatchResult) -> list[EventResult]:
+        """One result per event, in order, once the store has taken the staged events."""
+        results = dict(self.rejected)
+        duplicates = set(outcome.duplicate_lines)
+        for line, (i, event_id) in enumerate(self.valid):
+            status: Status = "duplicate" if line in duplicates else "accepted"
+            results[i] = EventResult(i, status, event_id)
+        return [results[i] for i in sorted(results)]
 
 
 class Engine:
@@ -106,19 +126,24 @@ class Engine:
         Invalid events are rejected with the field and reason; valid ones are stored in one
         transaction; an event whose (source, event_id) is already stored is a duplicate.
         """
-        results: dict[int, EventResult] = {}
+        return self.commit_append(self.stage_append(events))
+
+    def stage_append(self, events: Iterable[Mapping[str, Any]]) -> StagedAppend:
+        """The first half of :meth:`append`: validate and encode, without touching the store
+        (so a caller may stage the next events while earlier ones are committed)."""
+        rejected: dict[int, EventResult] = {}
         valid: list[tuple[int, Event]] = []
         for i, raw in enumerate(events):
             try:
                 valid.append((i, parse_event(raw, where=f"events[{i}]")))
             except InvalidEvent as e:
-                results[i] = EventResult(i, "rejected", _event_id(raw), e.field, e.reason)
-        outcome = self.ingestor.ingest_events([e for _, e in valid])
-        duplicates = set(outcome.duplicate_lines)
-        for j, (i, event) in enumerate(valid):
-            status: Status = "duplicate" if j in duplicates else "accepted"
-            results[i] = EventResult(i, status, event.event_id)
-        return [results[i] for i in sorted(results)]
+                rejected[i] = EventResult(i, "rejected", _event_id(raw), e.field, e.reason)
+        prepared = self.ingestor.stage_events([e for _, e in valid])
+        return StagedAppend(prepared, rejected, [(i, e.event_id) for i, e in valid])
+
+    def commit_append(self, staged: StagedAppend) -> list[EventResult]:
+        """The second half of :meth:`append`: store the staged events in one transaction."""
+        return staged.results(self.ingestor.commit(staged.prepared))
 
     def ingest_file(
         self, path: Path, *, progress: Callable[[int], None] | None = None

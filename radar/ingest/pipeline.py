@@ -229,13 +229,18 @@ class Ingestor:
 
     def ingest_events(self, events: Sequence[Event]) -> BatchResult:
         """Append already validated events (the ``append`` API); atomic for the call."""
+        return self.commit(self.stage_events(events))
+
+    def stage_events(self, events: Sequence[Event]) -> Prepared:
+        """Encode and encrypt already validated events for one append (no store access): line
+        numbers are the events' indexes."""
         rows = [{"line_no": i, **encode_event(e)} for i, e in enumerate(events)]
         if not rows:
-            return BatchResult()
+            return Prepared(None, [], [])
         if len(rows) <= SMALL_BATCH_ROWS:
-            return self.commit(self._stage_rows(rows))
+            return self._stage_rows(rows)
         table = pa.Table.from_pylist(rows, schema=STAGE_INPUT)  # other keys are left out
-        return self.commit(self._stage(table, []))
+        return self._stage(table, [])
 
     def _stage_rows(self, rows: list[dict[str, Any]]) -> Prepared:
         """:meth:`_stage` for a few encoded rows, row by row (Arrow's fixed cost per call

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from radar.domain.envelope import MAX_EVENT_BYTES
 from radar.engine import Engine, EventResult, Status
-from radar.ingest.pipeline import BatchResult
+from radar.ingest.pipeline import BatchResult, Prepared
 
 #: Groups of at least this many events use the set-based ingest path.
 BULK_THRESHOLD = 1_500
@@ -84,8 +84,20 @@ class _Group:
     origin: list[tuple[int, int]] = field(default_factory=list)
 
 
+@dataclass
+class _Staged:
+    """A group validated and encoded, waiting for its transaction; ``results`` gives the kept
+    events' results (in ``group.kept`` order) from what the store did with them."""
+
+    group: _Group
+    prepared: Prepared
+    results: Callable[[BatchResult], list[EventResult]]
+
+
 class Appender:
-    """A writer thread that commits queued append requests in groups."""
+    """Two threads that commit queued append requests in groups: the stager validates and
+    encodes a group while the committer stores the one before it (a pipeline of depth one, so
+    validation, which mostly runs in DuckDB or pydantic, overlaps the store's transaction)."""
 
     def __init__(
         self,
@@ -99,7 +111,8 @@ class Appender:
         self.bulk_threshold = bulk_threshold
         self.stats = AppendStats()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._staged: queue.Queue[_Staged | None] = queue.Queue(maxsize=1)
+        self._threads: list[threading.Thread] = []
         self._on_commit: list[Callable[[], object]] = []
 
     def on_commit(self, callback: Callable[[], object]) -> None:
@@ -107,37 +120,49 @@ class Appender:
         self._on_commit.append(callback)
 
     def start(self) -> None:
-        """Start the writer thread (without it, :meth:`submit` commits at once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="radar-appender", daemon=True)
-            self._thread.start()
+        """Start the stager and committer threads (without them, :meth:`submit` commits at
+        once)."""
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._stage_loop, name="radar-stager", daemon=True),
+                threading.Thread(target=self._commit_loop, name="radar-committer", daemon=True),
+            ]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self) -> None:
-        """Commit what is queued, then stop the writer thread."""
-        if self._thread is not None:
+        """Commit what is queued, then stop the threads."""
+        if self._threads:
             self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
+            for thread in self._threads:
+                thread.join(timeout=30)
+            self._threads = []
 
     def submit(self, events: list[Any], texts: list[bytes]) -> Future[list[EventResult]]:
         """Queue one request; the future gives one result per event, in order."""
         request = _Request(events, texts)
-        if self._thread is None:
-            self._commit([request])
+        if not self._threads:
+            staged = self._stage_group([request])
+            if staged is not None:
+                self._commit(staged)
         else:
             self._queue.put(request)
         return request.future
 
-    # -- the writer ---------------------------------------------------------------------------
+    # -- the stager ---------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _stage_loop(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
+                self._staged.put(None)
                 return
-            group, stop = self._gather(first)
-            self._commit(group)
+            requests, stop = self._gather(first)
+            staged = self._stage_group(requests)
+            if staged is not None:
+                self._staged.put(staged)  # waits while the committer is busy with one
             if stop:
+                self._staged.put(None)
                 return
 
     def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
@@ -156,35 +181,18 @@ class Appender:
             size += len(more.events)
         return group, False
 
-    def _commit(self, requests: list[_Request]) -> None:
-        """Store one group in one transaction and answer each request's future."""
+    def _stage_group(self, requests: list[_Request]) -> _Staged | None:
+        """Refuse, validate and encode the events of a group; None (each request answered with
+        the error) when that fails."""
         try:
-            results = self._append(requests)
-        except BaseException as e:  # the group's transaction failed: nothing of it is stored
-            for request in requests:
-                request.future.set_exception(e)
-            return
-        for request, mine in zip(requests, results, strict=True):
-            request.future.set_result(mine)
-        for callback in self._on_commit:
-            callback()
-
-    def _append(self, requests: list[_Request]) -> list[list[EventResult]]:
-        """Refuse, validate and store the events of a group; the results of each request."""
-        group = self._sort(requests)
-        if len(group.kept) >= self.bulk_threshold:
-            stored = self._bulk(group.kept_texts, group.kept)
-        else:
-            stored = self.engine.append(group.kept) if group.kept else []
-        for result, (r, i) in zip(stored, group.origin, strict=True):
-            group.results[r][i] = (
-                result
-                if result.index == i
-                else EventResult(i, result.status, result.event_id, result.field, result.reason)
-            )
-        done = [_complete(mine) for mine in group.results]
-        self.stats.count(done)
-        return done
+            group = self._sort(requests)
+            if len(group.kept) >= self.bulk_threshold:
+                return self._stage_bulk(group)
+            staged = self.engine.stage_append(group.kept)
+            return _Staged(group, staged.prepared, staged.results)
+        except BaseException as e:
+            _fail(requests, e)
+            return None
 
     def _sort(self, requests: list[_Request]) -> _Group:
         """Split a group's events into those the service refuses (with their results) and
@@ -211,26 +219,67 @@ class Appender:
                 return "type", f"{kind!r} events are written by radar itself, not appended"
         return None
 
-    def _bulk(self, texts: list[bytes], events: list[Any]) -> list[EventResult]:
-        """Validate and store events through the set-based ingest path (one transaction)."""
+    def _stage_bulk(self, group: _Group) -> _Staged:
+        """Validate and encode the kept events through the set-based ingest path."""
+        texts, events = group.kept_texts, group.kept
         raw = pa.table(
             {
                 "line_no": pa.array(range(len(texts)), pa.int64()),
                 "raw": pa.array(texts, pa.string()),
             }
         )
-        result: BatchResult = self.engine.ingestor.ingest_raw(raw)
-        rejected = {r.line: r for r in result.rejections}
-        duplicates = set(result.duplicate_lines)
-        out: list[EventResult] = []
-        for i in range(len(texts)):
-            r = rejected.get(i)
-            if r is not None:
-                out.append(EventResult(i, "rejected", r.event_id, r.field, r.reason))
-            else:
-                status: Status = "duplicate" if i in duplicates else "accepted"
-                out.append(EventResult(i, status, _event_id(events[i])))
-        return out
+        prepared = self.engine.ingestor.prepare(raw)
+
+        def results(result: BatchResult) -> list[EventResult]:
+            rejected = {r.line: r for r in result.rejections}
+            duplicates = set(result.duplicate_lines)
+            out: list[EventResult] = []
+            for i in range(len(texts)):
+                r = rejected.get(i)
+                if r is not None:
+                    out.append(EventResult(i, "rejected", r.event_id, r.field, r.reason))
+                else:
+                    status: Status = "duplicate" if i in duplicates else "accepted"
+                    out.append(EventResult(i, status, _event_id(events[i])))
+            return out
+
+        return _Staged(group, prepared, results)
+
+    # -- the committer ------------------------------------------------------------------------
+
+    def _commit_loop(self) -> None:
+        while True:
+            staged = self._staged.get()
+            if staged is None:
+                return
+            self._commit(staged)
+
+    def _commit(self, staged: _Staged) -> None:
+        """Store one staged group in one transaction and answer each request's future."""
+        group = staged.group
+        try:
+            stored = staged.results(self.engine.ingestor.commit(staged.prepared))
+        except BaseException as e:  # the group's transaction failed: nothing of it is stored
+            _fail(group.requests, e)
+            return
+        for result, (r, i) in zip(stored, group.origin, strict=True):
+            group.results[r][i] = (
+                result
+                if result.index == i
+                else EventResult(i, result.status, result.event_id, result.field, result.reason)
+            )
+        done = [_complete(mine) for mine in group.results]
+        self.stats.count(done)
+        for request, mine in zip(group.requests, done, strict=True):
+            request.future.set_result(mine)
+        for callback in self._on_commit:
+            callback()
+
+
+def _fail(requests: list[_Request], error: BaseException) -> None:
+    """Answer every request of a group with ``error`` (nothing of the group is stored)."""
+    for request in requests:
+        request.future.set_exception(error)
 
 
 def _complete(results: list[EventResult | None]) -> list[EventResult]:
