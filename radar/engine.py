@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 import duckdb
 
-from radar.domain.envelope import Event, parse_event
-from radar.domain.errors import InvalidEvent, RadarError
+from radar.domain.envelope import parse_events
+from radar.domain.errors import RadarError
 from radar.ingest.pipeline import BatchResult, Ingestor, Prepared, Rejection
 from radar.privacy.keystore import KeyStore
 from radar.projections.projector import CatchUp, Projector, connect_view
@@ -131,13 +131,11 @@ class Engine:
     def stage_append(self, events: Iterable[Mapping[str, Any]]) -> StagedAppend:
         """The first half of :meth:`append`: validate and encode, without touching the store
         (so a caller may stage the next events while earlier ones are committed)."""
-        rejected: dict[int, EventResult] = {}
-        valid: list[tuple[int, Event]] = []
-        for i, raw in enumerate(events):
-            try:
-                valid.append((i, parse_event(raw, where=f"events[{i}]")))
-            except InvalidEvent as e:
-                rejected[i] = EventResult(i, "rejected", _event_id(raw), e.field, e.reason)
+        valid, refused = parse_events(events)
+        rejected = {
+            r.index: EventResult(r.index, "rejected", r.event_id, r.field, r.reason)
+            for r in refused
+        }
         prepared = self.ingestor.stage_events([e for _, e in valid])
         return StagedAppend(prepared, rejected, [(i, e.event_id) for i, e in valid])
 
@@ -174,13 +172,6 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _event_id(raw: object) -> str | None:
-    if isinstance(raw, Mapping):
-        value = raw.get("event_id")
-        return value if isinstance(value, str) else None
-    return None
 
 
 def build_engine(settings: Settings | None = None, **overrides: Any) -> Engine:

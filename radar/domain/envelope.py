@@ -8,7 +8,8 @@ envelope and its type's payload and returns a frozen :class:`Event`, or raises
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -185,6 +186,36 @@ def parse_event(obj: Mapping[str, Any], *, where: str = "") -> Event:
         direction=direction,
         data=env.data,  # type: ignore[attr-defined]
     )
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An event of a list that did not validate: its index, the field and the reason."""
+
+    index: int
+    field: str
+    reason: str
+    event_id: str | None
+
+
+def parse_events(events: Iterable[Any]) -> tuple[list[tuple[int, Event]], list[Refused]]:
+    """Validate a list of envelopes: the valid ones with their indexes, and the refused ones."""
+    valid: list[tuple[int, Event]] = []
+    refused: list[Refused] = []
+    for i, raw in enumerate(events):
+        try:
+            valid.append((i, parse_event(raw, where=f"events[{i}]")))
+        except InvalidEvent as e:
+            refused.append(Refused(i, e.field, e.reason, given_event_id(raw)))
+    return valid, refused
+
+
+def given_event_id(raw: object) -> str | None:
+    """The ``event_id`` an envelope carries, if it is a string (for reporting a refusal)."""
+    if isinstance(raw, Mapping):
+        value = raw.get("event_id")
+        return value if isinstance(value, str) else None
+    return None
 
 
 def json_schemas() -> dict[str, Any]:

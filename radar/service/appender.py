@@ -26,7 +26,7 @@ from typing import Any, cast
 import orjson
 import pyarrow as pa
 
-from radar.domain.envelope import MAX_EVENT_BYTES
+from radar.domain.envelope import MAX_EVENT_BYTES, given_event_id
 from radar.engine import Engine, EventResult, Status
 from radar.ingest.pipeline import BatchResult, Prepared
 
@@ -206,7 +206,8 @@ class Appender:
                     group.kept_texts.append(text)
                     group.origin.append((r, i))
                 else:
-                    group.results[r][i] = EventResult(i, "rejected", _event_id(event), *refusal)
+                    event_id = given_event_id(event)
+                    group.results[r][i] = EventResult(i, "rejected", event_id, *refusal)
         return group
 
     def _refusal(self, event: Any, text: bytes) -> tuple[str, str] | None:
@@ -240,7 +241,7 @@ class Appender:
                     out.append(EventResult(i, "rejected", r.event_id, r.field, r.reason))
                 else:
                     status: Status = "duplicate" if i in duplicates else "accepted"
-                    out.append(EventResult(i, status, _event_id(events[i])))
+                    out.append(EventResult(i, status, given_event_id(events[i])))
             return out
 
         return _Staged(group, prepared, results)
@@ -296,10 +297,3 @@ def event_text(event: Any) -> bytes:
         return orjson.dumps(event)
     except TypeError:  # e.g. an integer beyond 64 bits: let the validator name the field
         return b"{}"
-
-
-def _event_id(raw: object) -> str | None:
-    if isinstance(raw, dict):
-        value = raw.get("event_id")
-        return value if isinstance(value, str) else None
-    return None
