@@ -25,9 +25,10 @@ from radar.store.factory import open_store
 Status = Literal["accepted", "duplicate", "rejected"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EventResult:
-    """The fate of one event given to :meth:`Engine.append`."""
+    """The fate of one event given to :meth:`Engine.append` (not frozen: a batch makes one per
+    event, and a frozen dataclass takes twice as long to make; treat it as read-only)."""
 
     index: int
     status: Status
@@ -56,11 +57,14 @@ class StagedAppend:
 
     def results(self, outcome: BatchResult) -> list[EventResult]:
         """One result per event, in order, once the store has taken the staged events."""
-        results = dict(self.rejected)
         duplicates = set(outcome.duplicate_lines)
-        for line, (i, event_id) in enumerate(self.valid):
-            status: Status = "duplicate" if line in duplicates else "accepted"
-            results[i] = EventResult(i, status, event_id)
+        stored = [
+            EventResult(i, "duplicate" if line in duplicates else "accepted", event_id)
+            for line, (i, event_id) in enumerate(self.valid)
+        ]
+        if not self.rejected:
+            return stored  # the valid events are all the events, in order
+        results = {**self.rejected, **{r.index: r for r in stored}}
         return [results[i] for i in sorted(results)]
 
 

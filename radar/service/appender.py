@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, cast
 
 import orjson
@@ -199,6 +200,11 @@ class Appender:
         those it passes on to the validator."""
         group = _Group(requests, [[None] * len(r.events) for r in requests])
         for r, request in enumerate(requests):
+            if not self._refuses_any(request):  # the common case, checked in bulk
+                group.kept.extend(request.events)
+                group.kept_texts.extend(request.texts)
+                group.origin.extend(zip(repeat(r), range(len(request.events))))
+                continue
             for i, (event, text) in enumerate(zip(request.events, request.texts, strict=True)):
                 refusal = self._refusal(event, text)
                 if refusal is None:
@@ -209,6 +215,16 @@ class Appender:
                     event_id = given_event_id(event)
                     group.results[r][i] = EventResult(i, "rejected", event_id, *refusal)
         return group
+
+    def _refuses_any(self, request: _Request) -> bool:
+        """Whether :meth:`_refusal` refuses any event of ``request``."""
+        if any(len(text) > MAX_EVENT_BYTES for text in request.texts):
+            return True
+        refused = self.refused_types
+        return bool(refused) and any(
+            isinstance(e, dict) and isinstance(kind := e.get("type"), str) and kind in refused
+            for e in request.events
+        )
 
     def _refusal(self, event: Any, text: bytes) -> tuple[str, str] | None:
         """(field, reason) when the service refuses an event before validation."""
@@ -263,13 +279,13 @@ class Appender:
         except BaseException as e:  # the group's transaction failed: nothing of it is stored
             _fail(group.requests, e)
             return
-        for result, (r, i) in zip(stored, group.origin, strict=True):
-            group.results[r][i] = (
-                result
-                if result.index == i
-                else EventResult(i, result.status, result.event_id, result.field, result.reason)
-            )
-        done = [_complete(mine) for mine in group.results]
+        if len(group.requests) == 1 and len(stored) == len(group.requests[0].events):
+            done = [stored]  # one request, nothing refused: the results are its own
+        else:
+            for result, (r, i) in zip(stored, group.origin, strict=True):
+                result.index = i  # its index in its own request
+                group.results[r][i] = result
+            done = [_complete(mine) for mine in group.results]
         self.stats.count(done)
         for request, mine in zip(group.requests, done, strict=True):
             request.future.set_result(mine)
