@@ -131,12 +131,14 @@ def customers_sql(point: DecisionPoint) -> str:
 
 
 @contextmanager
-def _temp_table(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> Iterator[str]:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+def _temp_view(con: duckdb.DuckDBPyConnection, name: str, sql: str) -> Iterator[str]:
+    """``sql`` as the temporary view ``name`` for the block (the planner reads each input
+    once, so nothing is materialised ahead of its query)."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
     try:
         yield name
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute(f"DROP VIEW IF EXISTS {name}")
 
 
 def _history_sql(point: DecisionPoint, exclude_ruleset: str | None) -> str:
@@ -169,12 +171,12 @@ def plan_at(
     earlier decisions from the events table; a frame replaces it (a backtest's own)."""
     with ExitStack() as tables:
         customers = tables.enter_context(
-            _temp_table(con, "__radar_rules_customers", customers_sql(point))
+            _temp_view(con, "__radar_rules_customers", customers_sql(point))
         )
         past: pl.DataFrame | str | None = history
         if isinstance(history, str):
             past = tables.enter_context(
-                _temp_table(con, "__radar_rules_history", _history_sql(point, ruleset.hash))
+                _temp_view(con, "__radar_rules_history", _history_sql(point, ruleset.hash))
             )
         return plan_actions(
             con,
@@ -335,26 +337,55 @@ def summarize(decisions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _rule_fragments(ruleset: RuleSet) -> pl.DataFrame:
-    """Per rule, the JSON members shared by all its decisions (escaped once per rule)."""
-    rows = []
+#: The members of a decision's ``data`` taken from its rule and rule set, in payload order.
+_RULE_MEMBERS = (
+    "rule_id",
+    "rule_version",
+    "rule_hash",
+    "ruleset_hash",
+    "campaign_id",
+    "offer",
+    "template",
+    "priority",
+)
+
+
+def _rule_members(ruleset: RuleSet) -> dict[str, str]:
+    """Per rule id, the JSON members shared by all its decisions (escaped once per rule;
+    no leading or trailing comma, null members left out)."""
+    members = {}
     for r in ruleset.rules:
         a = r.rule.action
-        members: dict[str, Any] = {
-            "rule_id": r.id,
-            "rule_version": r.version,
-            "rule_hash": r.hash,
-            "ruleset_hash": ruleset.hash,
-            "campaign_id": a.campaign_id,
-            "offer": a.offer,
-            "template": a.template,
-            "priority": a.priority,
-        }
-        text = json.dumps({k: v for k, v in members.items() if v is not None}, ensure_ascii=False)
-        rows.append({"rule_id": r.id, "channel_json": json.dumps(a.channel), "frag": text[1:-1]})
-    return pl.DataFrame(
-        rows, schema={"rule_id": pl.String, "channel_json": pl.String, "frag": pl.String}
+        values = (r.id, r.version, r.hash, ruleset.hash, a.campaign_id, a.offer, a.template)
+        named: dict[str, Any] = dict(zip(_RULE_MEMBERS, (*values, a.priority), strict=True))
+        text = json.dumps({k: v for k, v in named.items() if v is not None}, ensure_ascii=False)
+        members[r.id] = text[1:-1]
+    return members
+
+
+def _event_parts(decisions: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
+    """One row per distinct (rule, status, reason, view position) of ``decisions``: the
+    event ``type``, the rule's ``channel`` and ``middle``, the part of ``data`` between the
+    action id's closing quote and the condition values (a few hundred rows at most, whatever
+    the number of decisions, so the per-row work is a join and one concatenation)."""
+    keys = decisions.select("rule_id", "status", "reason", "position").unique()
+    members = _rule_members(ruleset)
+    channels = {r.id: r.rule.action.channel for r in ruleset.rules}
+    rows = []
+    for rule_id, status, reason, position in keys.iter_rows():
+        tail = "" if reason is None else f',"reason":{json.dumps(reason)}'
+        rows.append(
+            {
+                "type": ACTION_TYPES[status],
+                "channel": channels[rule_id],
+                "middle": f'",{members[rule_id]},"view_position":{position}{tail}'
+                ',"condition_values":',
+            }
+        )
+    parts = pl.DataFrame(
+        rows, schema={"type": pl.String, "channel": pl.String, "middle": pl.String}
     )
+    return pl.concat([keys, parts], how="horizontal")
 
 
 def decision_frame(
@@ -365,44 +396,27 @@ def decision_frame(
 
     ``event_id`` = ``action_id``; ``type`` by status; ``source`` = ``radar.rules``; ``channel``
     the rule's action channel; ``occurred_at`` the reference; ``data`` the provenance (canonical
-    JSON: no nulls).
+    JSON: no nulls): action id, the rule's members, view position, reason (unless planned),
+    condition values and run id, in that order. Action ids are hex digests (no escaping).
     """
-    types = pl.Enum(list(ACTION_TYPES.values()))
-    reason = pl.col("reason").cast(pl.String)
-    frame = decisions.select(
-        "action_id",
-        "customer_id",
-        "status",
-        "reason",
-        "condition_values",
-        "position",
-        pl.col("rule_id").cast(pl.String),
-    ).join(_rule_fragments(ruleset), on="rule_id", how="left")
+    keys = ["rule_id", "status", "reason", "position"]
+    frame = decisions.select("action_id", "customer_id", "condition_values", *keys).join(
+        _event_parts(decisions, ruleset), on=keys, how="left", nulls_equal=True
+    )
     data = pl.concat_str(
-        pl.lit('{"action_id":'),
-        pl.struct(pl.col("action_id")).struct.json_encode().str.slice(13).str.head(-1),
-        pl.lit(","),
-        pl.col("frag"),
-        pl.lit(',"view_position":'),
-        pl.col("position").cast(pl.String),
-        pl.when(reason.is_null())
-        .then(pl.lit(""))
-        .otherwise(pl.lit(',"reason":"') + reason + pl.lit('"')),
-        pl.lit(',"condition_values":'),
+        pl.lit('{"action_id":"'),
+        pl.col("action_id"),
+        pl.col("middle"),
         pl.col("condition_values").fill_null("{}"),
         pl.lit(f',"run_id":{json.dumps(run_id)}}}'),
     )
     return frame.select(
         pl.col("action_id").alias("event_id"),
-        pl.col("status")
-        .cast(pl.String)
-        .replace_strict(ACTION_TYPES, return_dtype=types)
-        .cast(pl.String)
-        .alias("type"),
+        "type",
         pl.col("customer_id").cast(pl.String),
         pl.lit(occurred_at).cast(pl.Datetime("us", "UTC")).alias("occurred_at"),
         pl.lit(SOURCE).alias("source"),
-        pl.col("channel_json").str.json_decode(pl.String).alias("channel"),
+        "channel",
         pl.lit(None, dtype=pl.String).alias("direction"),
         data.alias("data"),
     )

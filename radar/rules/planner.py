@@ -55,6 +55,7 @@ import pyarrow as pa
 from radar.domain.errors import RadarError
 from radar.rules.expression import quote_identifier
 from radar.rules.loader import LoadedRule, RuleSet
+from radar.rules.schema import Policy
 
 Relation: TypeAlias = str | pl.DataFrame | pa.Table
 
@@ -134,27 +135,36 @@ def _columns_of(con: duckdb.DuckDBPyConnection, relation_sql: str) -> list[str]:
 STATUSES = ("planned", "suppressed", "held_out")
 REASONS = ("consent", "frequency", "pressure", "holdout")
 
+#: The outcome code of a (rule, customer) pair in the per-customer row: the index into
+#: :data:`REASONS` when suppressed or held out, ``_PLANNED`` when planned (null: no candidate).
+_PLANNED = len(REASONS)
+_CONSENT, _FREQUENCY, _PRESSURE, _HOLDOUT = range(len(REASONS))
+#: Rules per BIGINT word of the per-customer bit masks (bits 0…62: never the sign bit).
+_WORD_BITS = 63
+_CID = "__radar_cid"
+_RECENT = "__radar_recent"
+
 
 def _rules_frame(rules: list[LoadedRule]) -> pl.DataFrame:
-    """What the SQL needs of each rule (narrow; the strings are attached afterwards)."""
-    order = sorted(range(len(rules)), key=lambda i: (-rules[i].rule.action.priority, rules[i].id))
-    rank = {idx: n for n, idx in enumerate(order)}
+    """What the history join needs of each rule: its index, id and frequency limit."""
     return pl.DataFrame(
         {
             "rule_idx": list(range(len(rules))),
             "rule_id": [r.id for r in rules],
-            "pressure_rank": [rank[i] for i in range(len(rules))],
             "once_per_days": [r.rule.limit.once_per_days if r.rule.limit else None for r in rules],
-            "holdout_bp": [round(r.rule.holdout * 100) for r in rules],
         },
-        schema={
-            "rule_idx": pl.Int32,
-            "rule_id": pl.String,
-            "pressure_rank": pl.Int32,
-            "once_per_days": pl.Int32,
-            "holdout_bp": pl.Int32,
-        },
+        schema={"rule_idx": pl.Int32, "rule_id": pl.String, "once_per_days": pl.Int32},
     )
+
+
+def pressure_order(rules: list[LoadedRule]) -> list[int]:
+    """Each rule's place in the contact-pressure order (0 first): higher action priority
+    first, ties by rule id."""
+    order = sorted(range(len(rules)), key=lambda i: (-rules[i].rule.action.priority, rules[i].id))
+    place = [0] * len(rules)
+    for n, idx in enumerate(order):
+        place[idx] = n
+    return place
 
 
 def _rules_metadata(rules: list[LoadedRule], ruleset_hash: str) -> pl.DataFrame:
@@ -188,50 +198,160 @@ def _rules_metadata(rules: list[LoadedRule], ruleset_hash: str) -> pl.DataFrame:
     )
 
 
-def _candidates_sql(rules: list[LoadedRule], customers: str, params: dict[str, Any]) -> str:
-    """UNION ALL of one filtered scan per rule: (rule_idx, customer_id, consent_ok, values)."""
-    parts = []
-    for i, rule in enumerate(rules):
-        compiled = rule.compile(param_prefix=f"r{i}_p", table_alias="c")
-        params.update(compiled.params)
-        if compiled.columns:
-            pairs = ", ".join(
-                f"{_sql_string(col)}, c.{quote_identifier(col)}" for col in compiled.columns
-            )
-            values = f"CAST(json_object({pairs}) AS VARCHAR)"
-        else:
-            values = "'{}'"
-        consent = rule.consent_channel
-        consent_ok = (
-            f"COALESCE(c.{quote_identifier('consent_' + consent)}, false)" if consent else "true"
-        )
-        parts.append(
-            f"SELECT CAST({i} AS INTEGER) AS rule_idx, CAST(c.customer_id AS VARCHAR) AS "
-            f"customer_id, {consent_ok} AS consent_ok, {values} AS condition_values "
-            f"FROM {customers} AS c WHERE COALESCE({compiled.sql}, false)"
-        )
-    return "\nUNION ALL\n".join(parts)
-
-
 def _history_sql(history: str | None, has_status: bool, rules_table: str) -> str:
-    """The earlier decisions up to the reference: (customer_id, rule_idx, occurred_at, repeats,
-    counts) where ``repeats`` says whether the row counts for the frequency limit (planned or
-    held out) and ``counts`` whether it counts toward contact pressure (planned)."""
+    """The earlier decisions up to the reference: (customer_id, rule_idx, once_per_days,
+    occurred_at, repeats, counts) where ``repeats`` says whether the row counts for the
+    frequency limit (planned or held out) and ``counts`` whether it counts toward contact
+    pressure (planned). ``rule_idx`` is null for a rule that is not in the run."""
     if history is None:
         return (
             "SELECT NULL::VARCHAR AS customer_id, NULL::INTEGER AS rule_idx, "
-            "NULL::TIMESTAMPTZ AS occurred_at, NULL::BOOLEAN AS repeats, NULL::BOOLEAN AS counts "
-            "WHERE false"
+            "NULL::INTEGER AS once_per_days, NULL::TIMESTAMPTZ AS occurred_at, "
+            "NULL::BOOLEAN AS repeats, NULL::BOOLEAN AS counts WHERE false"
         )
     repeats = "COALESCE(h.status <> 'suppressed', true)" if has_status else "true"
     counts = "COALESCE(h.status NOT IN ('held_out', 'suppressed'), true)" if has_status else "true"
     return (
-        "SELECT CAST(h.customer_id AS VARCHAR) AS customer_id, r.rule_idx, "
+        "SELECT CAST(h.customer_id AS VARCHAR) AS customer_id, r.rule_idx, r.once_per_days, "
         f"CAST(h.occurred_at AS TIMESTAMPTZ) AS occurred_at, {repeats} AS repeats, "
         f"{counts} AS counts "
         f"FROM {history} AS h LEFT JOIN {rules_table} AS r ON r.rule_id = h.rule_id "
         "WHERE CAST(h.occurred_at AS TIMESTAMPTZ) <= $ref"
     )
+
+
+def _past_sql(words: int, with_pressure: bool) -> str:
+    """Per customer with history: ``__radar_recent``, the decisions counting toward contact
+    pressure in the policy's ``$per_days`` window (0 without a policy), and
+    ``__radar_soon<w>``, the bit mask of the rules (bit ``rule_idx % 63`` of word
+    ``rule_idx // 63``) whose frequency limit the customer's history still blocks."""
+    soon = "".join(
+        f", bit_or(CAST(1 AS BIGINT) << (rule_idx % {_WORD_BITS})) FILTER (WHERE repeats "
+        f"AND rule_idx // {_WORD_BITS} = {w} AND once_per_days IS NOT NULL "
+        f"AND occurred_at > $ref - to_days(once_per_days)) AS __radar_soon{w}"
+        for w in range(words)
+    )
+    recent = (
+        "count(*) FILTER (WHERE counts AND occurred_at > $ref - to_days(CAST($per_days AS "
+        "INTEGER)))"
+        if with_pressure
+        else "CAST(0 AS BIGINT)"
+    )
+    return f"SELECT customer_id, {recent} AS {_RECENT}{soon} FROM hist GROUP BY customer_id"
+
+
+def _holdout_sql(rule: LoadedRule, i: int, params: dict[str, Any]) -> str | None:
+    """SQL true when customer ``__radar_cid`` is in rule ``i``'s control group (see
+    :func:`holdout_bucket`), or None for a rule without a holdout."""
+    basis_points = round(rule.rule.holdout * 100)
+    if basis_points <= 0:
+        return None
+    params[f"h{i}"] = f"{rule.id}|"
+    return (
+        f"CAST(('0x' || substr(md5($h{i} || {_CID}), 1, 8)) AS BIGINT) % {HOLDOUT_BUCKETS} "
+        f"< {int(basis_points)}"
+    )
+
+
+def _outcome_sql(rule: LoadedRule, i: int, params: dict[str, Any], history: bool) -> str:
+    """Rule ``i``'s outcome code for the customer row ``c`` before contact pressure: null
+    (condition not true), consent, frequency, holdout or ``_PLANNED`` (eligible)."""
+    compiled = rule.compile(param_prefix=f"r{i}_p", table_alias="c")
+    params.update(compiled.params)
+    whens = [f"WHEN NOT COALESCE({compiled.sql}, false) THEN NULL"]
+    if rule.consent_channel:
+        consent = quote_identifier("consent_" + rule.consent_channel)
+        whens.append(f"WHEN NOT COALESCE(c.{consent}, false) THEN {_CONSENT}")
+    if history and rule.rule.limit is not None:
+        word, bit = divmod(i, _WORD_BITS)
+        whens.append(f"WHEN (COALESCE(p.__radar_soon{word}, 0) >> {bit}) & 1 = 1 THEN {_FREQUENCY}")
+    holdout = _holdout_sql(rule, i, params)
+    if holdout is not None:
+        whens.append(f"WHEN {holdout} THEN {_HOLDOUT}")
+    return f"CAST(CASE {' '.join(whens)} ELSE {_PLANNED} END AS UTINYINT) AS __radar_o{i}"
+
+
+def _pressure_sql(place: list[int]) -> tuple[str, str]:
+    """The contact-pressure stage over the outcome columns: the select list of the eligible
+    rules' bit masks (in pressure order, ``__radar_e<w>``) and that of each rule's final code
+    ``__radar_d<i>`` — eligible and ``recent + eligible rules before it >= $max_outbound``
+    becomes a pressure suppression."""
+    words = -(-len(place) // _WORD_BITS)
+    masks = []
+    for w in range(words):
+        bits = [
+            f"CASE WHEN __radar_o{i} = {_PLANNED} THEN CAST({1 << (p % _WORD_BITS)} AS BIGINT) "
+            "ELSE CAST(0 AS BIGINT) END"
+            for i, p in enumerate(place)
+            if p // _WORD_BITS == w
+        ]
+        masks.append(f"({' | '.join(bits)}) AS __radar_e{w}")
+    finals = []
+    for i, p in enumerate(place):
+        word, bit = divmod(p, _WORD_BITS)
+        before = [f"CAST(bit_count(__radar_e{w}) AS BIGINT)" for w in range(word)]
+        before.append(f"CAST(bit_count(__radar_e{word} & {(1 << bit) - 1}) AS BIGINT)")
+        finals.append(
+            f"CASE WHEN __radar_o{i} = {_PLANNED} AND {_RECENT} + {' + '.join(before)} "
+            f">= $max_outbound THEN CAST({_PRESSURE} AS UTINYINT) ELSE __radar_o{i} END "
+            f"AS __radar_d{i}"
+        )
+    return ", ".join(masks), ", ".join(finals)
+
+
+def _branch_sql(rule: LoadedRule, i: int, code: str) -> str:
+    """The decisions of rule ``i``: one row per customer of ``decided`` whose ``code`` column
+    is not null, with the narrow columns of :func:`build_plan_sql`."""
+    columns = rule.condition.columns
+    if columns:
+        pairs = ", ".join(f"{_sql_string(c)}, d.{quote_identifier(c)}" for c in columns)
+        values = f"CAST(json_object({pairs}) AS VARCHAR)"
+    else:
+        values = "'{}'"
+    return (
+        f"SELECT CAST({i} AS INTEGER) AS rule_idx, d.{_CID} AS customer_id, "
+        f"CAST(CASE d.{code} WHEN {_PLANNED} THEN 0 WHEN {_HOLDOUT} THEN 2 ELSE 1 END "
+        f"AS UTINYINT) AS status_code, NULLIF(d.{code}, {_PLANNED}) AS reason_code, "
+        f"{values} AS condition_values, md5($a{i} || d.{_CID} || $a_end) AS action_id "
+        f"FROM decided AS d WHERE d.{code} IS NOT NULL"
+    )
+
+
+def _history_ctes(
+    history: str | None, has_status: bool, rules_table: str, words: int, with_pressure: bool
+) -> tuple[str, str, str]:
+    """The history's part of the decision query: the ``hist`` and ``past`` CTEs (with a
+    leading comma), the join of ``past`` onto the customer row ``c`` and the SQL of the
+    customer's recent planned count (all empty / 0 without history)."""
+    if history is None:
+        return "", "", "CAST(0 AS BIGINT)"
+    ctes = (
+        f",\nhist AS (\n{_history_sql(history, has_status, rules_table)}\n),\n"
+        f"past AS (\n{_past_sql(words, with_pressure)}\n)"
+    )
+    return ctes, f"LEFT JOIN past AS p ON p.customer_id = c.{_CID}", f"COALESCE(p.{_RECENT}, 0)"
+
+
+def _plan_params(
+    rules: list[LoadedRule],
+    *,
+    policy: Policy | None,
+    reference: datetime,
+    ruleset_hash: str,
+    position: int,
+    history: bool,
+) -> dict[str, Any]:
+    """The parameters of the decision query other than the conditions' literals: the
+    action-id prefix per rule and suffix, and those of the history and the policy."""
+    params: dict[str, Any] = {"a_end": f"|{position}"}
+    params.update({f"a{i}": f"{ruleset_hash}|{rule.id}|" for i, rule in enumerate(rules)})
+    if history:
+        params["ref"] = reference
+    if policy is not None:
+        params["max_outbound"] = policy.max_outbound
+        if history:
+            params["per_days"] = policy.per_days
+    return params
 
 
 def build_plan_sql(
@@ -241,77 +361,63 @@ def build_plan_sql(
     history: str | None,
     history_has_status: bool,
     rules_table: str,
-    with_pressure: bool,
+    policy: Policy | None,
+    reference: datetime,
+    ruleset_hash: str,
+    position: int,
     ordered: bool = False,
 ) -> tuple[str, dict[str, Any]]:
-    """The decision query and the parameters of the rule conditions (``$ref``, ``$position``,
-    ``$ruleset_hash`` and, with pressure, ``$max_outbound`` and ``$per_days`` are bound by
-    :func:`plan_actions`).
+    """The decision query and all its parameters.
 
-    The result is narrow: ``rule_idx`` (index into ``rules``), ``customer_id``, ``status_code``
-    (index into :data:`STATUSES`), ``reason_code`` (index into :data:`REASONS`, null when
-    planned), ``condition_values`` and ``action_id``.
+    The query works per customer: one pass over ``customers`` computes every rule's outcome
+    code (the customer's history joined once, as a count and bit masks), the pressure cap
+    ranks a customer's eligible rules by a popcount over a bit mask in pressure order (no
+    window, no sort), and one filtered scan per rule of that materialised per-customer result
+    emits the decisions. The result is narrow: ``rule_idx`` (index into ``rules``),
+    ``customer_id``, ``status_code`` (index into :data:`STATUSES`), ``reason_code`` (index into
+    :data:`REASONS`, null when planned), ``condition_values`` and ``action_id``. It assumes one
+    row per customer id (as the view's ``customers`` has).
     """
-    params: dict[str, Any] = {}
-    candidates = _candidates_sql(rules, customers, params)
-    if with_pressure:
-        decided = """,
-recent AS (
-    SELECT customer_id, count(*) AS n FROM hist
-    WHERE counts AND occurred_at > $ref - to_days(CAST($per_days AS INTEGER))
-    GROUP BY customer_id
-),
-ranked AS (
-    SELECT s.*,
-        CASE WHEN s.pre_code IS NULL THEN row_number() OVER (
-            PARTITION BY s.customer_id, s.pre_code IS NULL ORDER BY s.pressure_rank) END AS rnk
-    FROM s
-),
-decided AS (
-    SELECT ranked.rule_idx, ranked.customer_id, ranked.condition_values,
-        CASE WHEN ranked.pre_code IS NOT NULL THEN ranked.pre_code
-             WHEN COALESCE(recent.n, 0) + ranked.rnk > $max_outbound THEN 2 END AS reason_code
-    FROM ranked LEFT JOIN recent ON recent.customer_id = ranked.customer_id
-)"""
+    params = _plan_params(
+        rules,
+        policy=policy,
+        reference=reference,
+        ruleset_hash=ruleset_hash,
+        position=position,
+        history=history is not None,
+    )
+    outcomes = ", ".join(
+        _outcome_sql(r, i, params, history is not None) for i, r in enumerate(rules)
+    )
+    carried = sorted({c for r in rules for c in r.condition.columns})
+    carry = "".join(f", c.{quote_identifier(c)}" for c in carried)
+    words = -(-len(rules) // _WORD_BITS)
+    past, join, recent = _history_ctes(
+        history, history_has_status, rules_table, words, policy is not None
+    )
+    kept = ", ".join([_CID, *(quote_identifier(c) for c in carried)])
+    if policy is not None:
+        masks, finals = _pressure_sql(pressure_order(rules))
+        decided = f"SELECT {kept}, {finals} FROM (SELECT *, {masks} FROM flags)"
+        code = "__radar_d"
     else:
-        decided = """,
-decided AS (
-    SELECT s.rule_idx, s.customer_id, s.condition_values, s.pre_code AS reason_code FROM s
-)"""
+        decided, code = f"SELECT * EXCLUDE ({_RECENT}) FROM flags", "__radar_o"
+    branches = "\nUNION ALL\n".join(_branch_sql(r, i, f"{code}{i}") for i, r in enumerate(rules))
     sql = f"""
-WITH cand AS (
-{candidates}
+WITH base AS (
+    SELECT CAST(c.customer_id AS VARCHAR) AS {_CID}, * FROM {customers} AS c
+){past},
+flags AS (
+    SELECT c.{_CID}{carry}, {recent} AS {_RECENT}, {outcomes}
+    FROM base AS c {join}
 ),
-hist AS (
-{_history_sql(history, history_has_status, rules_table)}
-),
-too_soon AS (
-    SELECT DISTINCT h.customer_id, h.rule_idx
-    FROM hist AS h JOIN {rules_table} AS r ON r.rule_idx = h.rule_idx
-    WHERE h.repeats AND r.once_per_days IS NOT NULL
-      AND h.occurred_at > $ref - to_days(r.once_per_days)
-),
-s AS (
-    SELECT c.rule_idx, c.customer_id, c.condition_values, r.pressure_rank,
-        CASE WHEN NOT c.consent_ok THEN 0
-             WHEN t.rule_idx IS NOT NULL THEN 1
-             WHEN r.holdout_bp > 0 AND CAST(
-                ('0x' || substr(md5(r.rule_id || '|' || c.customer_id), 1, 8)) AS BIGINT
-             ) % {HOLDOUT_BUCKETS} < r.holdout_bp THEN 3
-        END AS pre_code
-    FROM cand AS c
-    JOIN {rules_table} AS r ON r.rule_idx = c.rule_idx
-    LEFT JOIN too_soon AS t ON t.customer_id = c.customer_id AND t.rule_idx = c.rule_idx
-){decided}
-SELECT d.rule_idx, d.customer_id,
-    CAST(CASE WHEN d.reason_code IS NULL THEN 0 WHEN d.reason_code = 3 THEN 2 ELSE 1 END
-        AS UTINYINT) AS status_code,
-    CAST(d.reason_code AS UTINYINT) AS reason_code,
-    d.condition_values,
-    md5($ruleset_hash || '|' || r.rule_id || '|' || d.customer_id || '|'
-        || CAST($position AS VARCHAR)) AS action_id
-FROM decided AS d JOIN {rules_table} AS r ON r.rule_idx = d.rule_idx
-{"ORDER BY d.rule_idx, d.customer_id" if ordered else ""}
+decided AS MATERIALIZED (
+    {decided}
+)
+SELECT * FROM (
+{branches}
+)
+{"ORDER BY rule_idx, customer_id" if ordered else ""}
 """
     return sql, params
 
@@ -337,23 +443,21 @@ def _finish(
     position: int,
     reference: datetime,
 ) -> pl.DataFrame:
-    """Attach the per-rule columns and decode the status and reason codes."""
-    status = pl.Enum(STATUSES)
-    reason = pl.Enum(REASONS)
-    return (
-        narrow.join(_rules_metadata(rules, ruleset_hash), on="rule_idx", how="left")
-        .with_columns(
-            pl.col("status_code")
-            .replace_strict(dict(enumerate(STATUSES)), return_dtype=status)
-            .alias("status"),
-            pl.col("reason_code")
-            .replace_strict(dict(enumerate(REASONS)), default=None, return_dtype=reason)
-            .alias("reason"),
-            pl.lit(position, dtype=pl.Int64).alias("position"),
-            pl.lit(reference.astimezone(UTC), dtype=pl.Datetime("us", "UTC")).alias("decided_at"),
-        )
-        .select(DECISION_COLUMNS)
-    )
+    """Attach the per-rule columns and decode the status and reason codes (gathers by
+    index from per-rule and per-code series: no join, no string per row)."""
+    meta = _rules_metadata(rules, ruleset_hash).drop("rule_idx")
+    statuses = pl.Series(STATUSES, dtype=pl.Enum(STATUSES))
+    reasons = pl.Series(REASONS, dtype=pl.Enum(REASONS))
+    return narrow.select(
+        "action_id",
+        "customer_id",
+        *(pl.lit(meta[c]).gather(pl.col("rule_idx")).alias(c) for c in meta.columns),
+        pl.lit(statuses).gather(pl.col("status_code")).alias("status"),
+        pl.lit(reasons).gather(pl.col("reason_code")).alias("reason"),
+        "condition_values",
+        pl.lit(position, dtype=pl.Int64).alias("position"),
+        pl.lit(reference.astimezone(UTC), dtype=pl.Datetime("us", "UTC")).alias("decided_at"),
+    ).select(DECISION_COLUMNS)
 
 
 def plan_actions(
@@ -395,14 +499,12 @@ def plan_actions(
             history=history_sql,
             history_has_status=has_status,
             rules_table=rules_sql,
-            with_pressure=ruleset.policy is not None,
+            policy=ruleset.policy,
+            reference=reference,
+            ruleset_hash=ruleset.hash,
+            position=position,
             ordered=ordered,
         )
-        params.update(ref=reference, position=position, ruleset_hash=ruleset.hash)
-        if ruleset.policy is not None:
-            params.update(
-                max_outbound=ruleset.policy.max_outbound, per_days=ruleset.policy.per_days
-            )
         table = con.sql(sql, params=params).to_arrow_table()
     narrow = pl.from_arrow(table)
     assert isinstance(narrow, pl.DataFrame)
