@@ -86,3 +86,38 @@ def test_the_live_loop_queues_the_planned_actions_except_those_of_forgotten_cust
     assert queue.get("a-2") is None
     queue.close()
     engine.close()
+
+
+def _wal_bytes(view_path: Path) -> int:
+    wal = Path(f"{view_path}.wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+@pytest.mark.parametrize(("threshold", "saved"), [("1KB", True), ("256MB", False)])
+def test_a_catch_up_saves_the_view_only_past_the_checkpoint_threshold(
+    tmp_path: Path, threshold: str, saved: bool
+) -> None:
+    engine = build_engine(data_dir=tmp_path / "data", event_store=None)
+    try:
+        live = LiveView(engine, checkpoint_threshold=threshold)
+        engine.append([purchase(i, customer=f"C-{i}") for i in range(200)])
+        assert live.catch_up() == 200
+        assert (_wal_bytes(engine.settings.view_path) == 0) is saved
+    finally:
+        engine.close()
+
+
+def test_the_live_loop_saves_the_view_in_a_quiet_spell(tmp_path: Path) -> None:
+    engine = build_engine(data_dir=tmp_path / "data", event_store=None)
+    live = LiveView(engine, interval=0.05)
+    live.start()
+    try:
+        engine.append([purchase(i, customer=f"C-{i}") for i in range(200)])
+        live.wake()
+        deadline = time.monotonic() + 10
+        while live.stats.events_projected < 200 or _wal_bytes(engine.settings.view_path):
+            assert time.monotonic() < deadline, "the view was not saved in the quiet spell"
+            time.sleep(0.02)
+    finally:
+        live.stop()
+        engine.close()
