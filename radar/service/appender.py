@@ -30,6 +30,7 @@ import pyarrow as pa
 from radar.domain.envelope import MAX_EVENT_BYTES, given_event_id
 from radar.engine import Engine, EventResult, Status
 from radar.ingest.pipeline import BatchResult, Prepared
+from radar.store.base import SMALL_BATCH_ROWS
 
 #: Groups of at least this many events use the set-based ingest path.
 BULK_THRESHOLD = 1_500
@@ -113,6 +114,8 @@ class Appender:
         self.stats = AppendStats()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._staged: queue.Queue[_Staged | None] = queue.Queue(maxsize=1)
+        self._in_store = 0  # groups handed to the committer and not stored yet
+        self._store_free = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._on_commit: list[Callable[[], object]] = []
 
@@ -158,13 +161,24 @@ class Appender:
             if first is None:
                 self._staged.put(None)
                 return
+            if len(first.events) < SMALL_BATCH_ROWS:
+                self._wait_for_store()
             requests, stop = self._gather(first)
             staged = self._stage_group(requests)
             if staged is not None:
+                with self._store_free:
+                    self._in_store += 1
                 self._staged.put(staged)  # waits while the committer is busy with one
             if stop:
                 self._staged.put(None)
                 return
+
+    def _wait_for_store(self) -> None:
+        """Wait until the committer has stored every group handed to it. Small requests
+        (single events) gain nothing from being staged early, but every transaction has a fixed
+        cost: waiting lets the requests that arrive meanwhile join the next group."""
+        with self._store_free:
+            self._store_free.wait_for(lambda: self._in_store == 0)
 
     def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
         """``first`` and the requests queued behind it, up to :data:`MAX_GROUP` events; and
@@ -269,7 +283,12 @@ class Appender:
             staged = self._staged.get()
             if staged is None:
                 return
-            self._commit(staged)
+            try:
+                self._commit(staged)
+            finally:
+                with self._store_free:
+                    self._in_store -= 1
+                    self._store_free.notify_all()
 
     def _commit(self, staged: _Staged) -> None:
         """Store one staged group in one transaction and answer each request's future."""
