@@ -9,9 +9,15 @@ pydantic validation); large ones through the set-based ingest path (DuckDB valid
 fixed cost is higher but whose cost per event is far lower. Both are the same validator
 (``tests/contract`` checks that they agree).
 
-The writer thread does as little per event as it can: each result is made once, with its index
-in its own request (a group of one request, the common case for batches, reuses the engine's
-results as they are).
+Two threads share the work: the stager gathers a group and validates and encodes it, the
+committer stores it. A batch is staged while the group before it is being committed; a small
+request (a single event) first waits until the committer has stored what it was given, so that
+the single events arriving meanwhile join the same transaction. Groups are stored in the order
+they were gathered.
+
+Both threads do as little per event as they can: a request with nothing to refuse is passed on
+whole, each result is made once, with its index in its own request (a group of one request, the
+common case for batches, reuses the engine's results as they are).
 """
 
 from __future__ import annotations

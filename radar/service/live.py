@@ -13,6 +13,11 @@ seconds it waits ``lag_target - d`` (at least ``min_gap``) before the next one. 
 just after a catch-up began is then in the view about ``lag_target`` plus one catch-up later —
 well within a second — while the view costs the appends far less CPU than a catch-up after every
 commit. An append after a quiet spell is caught up at once.
+
+The view's commits write its write-ahead log; a checkpoint (the log written into the file) is left
+to quiet spells — the first loop turn that no append woke — rather than to the commit that
+crosses DuckDB's default 16 MB, since a checkpoint rewrites the ``customers`` row groups that
+every catch-up touches (see :data:`CHECKPOINT_THRESHOLD`).
 """
 
 from __future__ import annotations
