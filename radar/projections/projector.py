@@ -7,9 +7,10 @@ up to date for the customers the batch touched, in the same transaction. A long 
 marks ``customers`` dirty in the same transactions and recomputes it once at the end — the dirty
 mark survives a crash, so a restart finishes the job.
 
-A rebuild replaces the whole view in ONE transaction: the log is streamed into ``events`` by a
-single statement, ``customers`` is aggregated once, and the position is set at the commit. A
-crash rolls it back to the old view, which the next catch-up brings up to date.
+A rebuild replaces the whole view in ONE transaction: the log is streamed into ``events`` (by
+all of DuckDB's threads, one full row group each at a time), ``customers`` is aggregated once,
+and the position is set at the commit. A crash rolls it back to the old view, which the next
+catch-up brings up to date.
 Either way ``customers`` equals the aggregation of ``events``, which is what a rebuild gives.
 """
 
@@ -42,6 +43,8 @@ TOUCHED = "customer_id IN (SELECT customer_id FROM events WHERE position >= $1)"
 #: A full recompute of ``customers`` aggregates one to two times this many customers at a time
 #: (about half a GB of aggregate state each).
 CUSTOMERS_PER_PARTITION = 100_000
+#: DuckDB's row group size: a rebuild hands the log to DuckDB in record batches of this many rows.
+ROW_GROUP_ROWS = 122_880
 
 
 @dataclass(frozen=True)
@@ -122,52 +125,70 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
 
 
-@contextmanager
-def _single_threaded(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run DuckDB on one thread for the block (the setting is the database's, not the
-    connection's, and is restored afterwards).
-
-    A rebuild is cheaper so: one thread appends full row groups in log order, which the commit
-    writes as they are — parallel appends leave partial row groups that the commit has to merge
-    and compress again — and the customers aggregation skips combining per-thread hash tables.
-    Meanwhile the log is read in another thread, so both cores stay busy.
-    """
-    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
-    con.execute("SET threads = 1")
-    try:
-        yield
-    finally:
-        con.execute(f"SET threads = {int(threads)}")
+def _cut(tables: Iterator[pa.Table], rows: int, rest: list[pa.Table]) -> Iterator[pa.RecordBatch]:
+    """The rows of ``tables`` as record batches of exactly ``rows`` rows, in order; what is
+    left after the last full batch ends up in ``rest``."""
+    pending: list[pa.Table] = []
+    count = 0
+    for table in tables:
+        pending.append(table)
+        count += table.num_rows
+        while count >= rows:
+            joined = pa.concat_tables(pending)
+            yield from joined.slice(0, rows).combine_chunks().to_batches()
+            pending, count = [joined.slice(rows)], count - rows
+    rest.extend(pending)
 
 
 class _LogStream:
-    """Batches of stored events as ONE Arrow stream that a DuckDB statement reads to its end,
+    """Batches of stored events as two Arrow streams that DuckDB statements read to their end,
     counting what went through (and keeping an error of the reader, which DuckDB would only
-    report as text)."""
+    report as text).
+
+    The first stream is the log cut into record batches of exactly :data:`ROW_GROUP_ROWS` rows.
+    DuckDB's threads each take whole record batches from a stream, so every thread appends
+    full row groups, each a contiguous range of log positions: the insert runs on all cores
+    and the commit writes the row groups as they are. The second stream is the rows left after
+    the last full batch, read by a second statement once the first has ended, so that the one
+    partial row group is the table's last — a partial row group in the middle (a thread's tail)
+    would make the next checkpoint merge and compress again every row group after it.
+    """
 
     def __init__(self, batches: Generator[pa.Table]) -> None:
         self._batches = batches
         self.events = self.batches = self.last = 0
         self._error: BaseException | None = None
+        self._rest: list[pa.Table] = []
 
-    def _record_batches(self) -> Iterator[pa.RecordBatch]:
+    def _counted(self) -> Iterator[pa.Table]:
+        """The batches read, counted."""
+        for batch in self._batches:
+            self.events += batch.num_rows
+            self.batches += 1
+            self.last = int(batch.column("position")[-1].as_py())
+            yield batch
+
+    def _row_groups(self) -> Iterator[pa.RecordBatch]:
+        """The full row groups of the log, in log order (keeping an error of the reader)."""
         try:
-            for batch in self._batches:
-                yield from batch.to_batches()
-                self.events += batch.num_rows
-                self.batches += 1
-                self.last = int(batch.column("position")[-1].as_py())
+            yield from _cut(self._counted(), ROW_GROUP_ROWS, self._rest)
         except BaseException as e:
             self._error = e
             raise
 
+    def _remainder(self) -> Iterator[pa.RecordBatch]:
+        """The rows after the last full row group (once :meth:`_row_groups` has ended)."""
+        for table in self._rest:
+            yield from table.to_batches()
+
     @contextmanager
     def registered(self, con: duckdb.DuckDBPyConnection, name: str) -> Iterator[None]:
-        """The stream as the relation ``name`` of ``con`` inside the block (registered outside
-        any transaction: an aborted one could not drop it). An error of the reader that
-        aborts a statement comes out of the block as itself."""
-        reader = pa.RecordBatchReader.from_batches(READ_SCHEMA, self._record_batches())
-        con.register(name, reader)
+        """The two streams as the relations ``name`` and ``name_rest`` of ``con`` inside the
+        block (registered outside any transaction: an aborted one could not drop them). An
+        error of the reader that aborts a statement comes out of the block as itself."""
+        streams = {name: self._row_groups(), f"{name}_rest": self._remainder()}
+        for relation, batches in streams.items():
+            con.register(relation, pa.RecordBatchReader.from_batches(READ_SCHEMA, batches))
         try:
             yield
         except duckdb.Error:
@@ -175,7 +196,8 @@ class _LogStream:
                 raise self._error from None
             raise
         finally:
-            con.unregister(name)
+            for relation in streams:
+                con.unregister(relation)
             self._batches.close()  # stops the read-ahead thread at once
 
 
@@ -240,25 +262,28 @@ class Projector:
             self._recompute_customers(fault)
         return CatchUp(events, batches, position, time.perf_counter() - started, recomputed)
 
-    def _batches(self, position: int, head: int) -> Generator[pa.Table]:
-        """The stored events after ``position`` up to ``head``, batch by batch; the next batch
-        is read in a background thread while the caller applies this one."""
+    def _batches(self, position: int, head: int, size: int = 0) -> Generator[pa.Table]:
+        """The stored events after ``position`` up to ``head``, in batches of ``size`` events
+        (default: the batch size); the next batch is read in a background thread while the
+        caller applies this one."""
         if head <= position:
             return  # nothing to read (the live loop polls several times a second)
+        size = size or self.batch_size
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending: Future[pa.Table] | None = pool.submit(self._read, position, head)
+            pending: Future[pa.Table] | None = pool.submit(self._read, position, head, size)
             while pending is not None:
                 batch = pending.result()
                 if batch.num_rows == 0:
                     return
                 last = int(batch.column("position")[-1].as_py())
-                pending = pool.submit(self._read, last, head) if last < head else None
+                pending = pool.submit(self._read, last, head, size) if last < head else None
                 yield batch
 
-    def _read(self, after: int, head: int) -> pa.Table:
-        """The next batch after ``after`` up to ``head`` (paged by count, so gaps in positions —
-        e.g. a rolled-back PostgreSQL sequence value — never stop the catch-up)."""
-        batch = self.store.read_after(after, self.batch_size)
+    def _read(self, after: int, head: int, size: int) -> pa.Table:
+        """The next ``size`` events after ``after`` up to ``head`` (paged by count, so gaps in
+        positions — e.g. a rolled-back PostgreSQL sequence value — never stop the catch-up;
+        asking for no more than there can be: the store sizes its Arrow batches to that)."""
+        batch = self.store.read_after(after, min(size, head - after))
         if batch.num_rows and batch.column("position")[-1].as_py() > head:
             batch = batch.filter(pc.less_equal(batch.column("position"), head))
         return upcast_batch(batch)
@@ -342,27 +367,31 @@ class Projector:
     def rebuild(self, *, fault: Fault | None = None) -> CatchUp:
         """Replace the view by a replay of the whole log, in ONE transaction.
 
-        The log is streamed into ``events`` by one statement (no commit, position update or
-        dirty mark per batch), then ``customers`` is computed once. Until the commit, readers
-        see the old view; a crash rolls everything back to it, and the next catch-up brings it
-        up to date — which gives what a rebuild gives.
+        The log is streamed into ``events`` by one statement in full row groups, and a second
+        one appends the rest (no commit, position update or dirty mark per batch); then
+        ``customers`` is computed once. Until the commit, readers see the old view; a crash
+        rolls everything back to it, and the next catch-up brings it up to date — which gives
+        what a rebuild gives.
         """
         with self._lock:
             started = time.perf_counter()
             con = self.con
-            log = _LogStream(self._batches(0, self.store.max_position()))
-            with _single_threaded(con), log.registered(con, "log"), _transaction(con):
+            # batches of at most a row group: DuckDB's threads start on the first ones sooner
+            size = min(self.batch_size, ROW_GROUP_ROWS)
+            log = _LogStream(self._batches(0, self.store.max_position(), size))
+            with log.registered(con, "log"), _transaction(con):
                 self._replay(log, fault)
             seconds = time.perf_counter() - started
             return CatchUp(log.events, log.batches, log.last, seconds, True)
 
     def _replay(self, log: _LogStream, fault: Fault | None) -> None:
         """Inside the rebuild's transaction: an empty view, filled from ``log`` (registered as
-        the relation ``log``)."""
+        the relations ``log`` and ``log_rest``)."""
         con = self.con
         _drop_view(con)
         create_schema(con)
         con.execute(f"INSERT INTO events {decode_sql('log')}")
+        con.execute(f"INSERT INTO events {decode_sql('log_rest')}")
         if fault:
             fault("inside_batch")
         self._insert_all_customers()

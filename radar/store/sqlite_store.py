@@ -62,6 +62,11 @@ LOOKUP_DDL = "CREATE TEMP TABLE IF NOT EXISTS radar_lookup (stream TEXT)"
 #: less CPU than with SQLite's default 4 KiB (``bench/bench_store_pages.py``). 64 KiB appended
 #: cheaper still but slowed a customer's history (each event read pulls a whole page), so 16 KiB.
 PAGE_SIZE = 16_384
+#: Rows per Arrow batch of a large read (the driver's default is 1024, kept for reads of up to
+#: that many): a read of up to this many events comes back as ONE batch, so the projector hands
+#: DuckDB a rebuild's row groups (122,880 rows) without copying the rows into one piece first.
+#: Only for large reads: a larger batch makes a small read dearer.
+READ_BATCH_ROWS = 122_880
 READ_SQL = (
     "SELECT rowid AS position, originator_id AS stream, originator_version AS stream_version, "
     f"topic, state FROM {EVENTS_TABLE} "
@@ -266,8 +271,10 @@ class SQLiteEventStore:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def _query(self, sql: str, params: tuple[Any, ...]) -> pa.Table:
+    def _query(self, sql: str, params: tuple[Any, ...], batch_rows: int = 0) -> pa.Table:
         with self._cursor() as cur:
+            if batch_rows > 1024:
+                cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
             cur.execute(sql, params)
             table: pa.Table = cur.fetch_arrow_table()
         if table.num_rows == 0:  # ADBC cannot infer column types without rows
@@ -275,7 +282,8 @@ class SQLiteEventStore:
         return table.cast(READ_SCHEMA)
 
     def read_after(self, position: int, limit: int) -> pa.Table:
-        return self._query(READ_SQL + "WHERE rowid > ? ORDER BY rowid LIMIT ?", (position, limit))
+        sql = READ_SQL + "WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        return self._query(sql, (position, limit), min(limit, READ_BATCH_ROWS))
 
     def read_range(self, after: int, upto: int) -> pa.Table:
         return self._query(

@@ -145,11 +145,19 @@ def test_a_store_error_during_a_rebuild_surfaces_as_itself(
     assert _snapshot(engine) == before
 
 
-@pytest.mark.parametrize("customers_per_partition", [100_000, 10])
+@pytest.mark.parametrize(
+    ("customers_per_partition", "row_group_rows"), [(100_000, 122_880), (10, 122_880), (10, 300)]
+)
 def test_a_rebuild_in_one_transaction_equals_a_catch_up_in_many(
-    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, customers_per_partition: int
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    customers_per_partition: int,
+    row_group_rows: int,
 ) -> None:
+    """Also with the log cut into several full row groups and a rest (``row_group_rows``)."""
     monkeypatch.setattr(projector, "CUSTOMERS_PER_PARTITION", customers_per_partition)
+    monkeypatch.setattr(projector, "ROW_GROUP_ROWS", row_group_rows)
     engine.ingest_file(write_jsonl(tmp_path / "a.jsonl", _history(2500)))
     engine.projector.batch_size = 128
     first = engine.projector.catch_up()
