@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,8 +23,16 @@ from radar.domain.catalogue import CATALOGUE
 from radar.domain.envelope import SYSTEM_STREAM_PREFIX, Event
 from radar.domain.events import TOPICS, class_version
 
-#: Compact JSON without ASCII escapes, for what orjson refuses (integers beyond 64 bits).
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+#: Compact JSON without ASCII escapes, for what orjson refuses (integers beyond 64 bits);
+#: datetimes as ``isoformat()``, as orjson writes them.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_iso)
 #: The personal payload fields of each type (stored encrypted, not in the head).
 _PERSONAL = {name: frozenset(t.personal_fields) for name, t in CATALOGUE.items()}
 
@@ -74,7 +83,8 @@ def encode_event(event: Event) -> dict[str, Any]:
         "type": event.type,
         "event_id": event_id,
         "customer_id": event.customer_id,
-        "occurred_at": {"_type_": "datetime_iso", "_data_": event.occurred_at.isoformat()},
+        # orjson writes a UTC datetime as isoformat() does (the library's encoding)
+        "occurred_at": {"_type_": "datetime_iso", "_data_": event.occurred_at},
         "source": event.source,
         "channel": event.channel,
         "direction": event.direction,

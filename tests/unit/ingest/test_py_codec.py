@@ -51,3 +51,19 @@ def test_text_is_escaped_like_json_dumps_and_floats_keep_their_repr() -> None:
         '"currency":"EUR","product":"p\\n\\u0001","quantity":1}'
     )
     assert row["pii_plain"] is None
+
+
+def test_an_integer_beyond_64_bits_is_written_whole_with_the_same_envelope() -> None:
+    raw = {
+        "event_id": "e-2",
+        "type": "purchase",
+        "customer_id": "C-1",
+        "occurred_at": "2026-02-03T04:05:06.5Z",
+        "source": "shop",
+        "channel": "web",
+        "data": {"order_id": "1", "amount": 3, "product": "p", "quantity": 2**70},
+    }
+    small = encode_event(parse_event({**raw, "data": {**raw["data"], "quantity": 7}}))
+    row = encode_event(parse_event(raw))
+    assert row["head"] == small["head"].replace('"quantity":7', f'"quantity":{2**70}')
+    assert '"_data_":"2026-02-03T04:05:06.500000+00:00"' in row["head"]
