@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
@@ -92,11 +92,11 @@ def _model_for(t: EventType) -> type[EnvelopeBase]:
 EVENT_MODELS: dict[str, type[EnvelopeBase]] = {name: _model_for(t) for name, t in CATALOGUE.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """A validated event: the envelope with a typed payload; ``direction`` filled by default,
     ``occurred_at`` in UTC. Made only by :func:`parse_event` (validated there), so a plain
-    record: building a second pydantic model per event cost a third of the validation."""
+    immutable record: a second pydantic model per event cost a third of the validation, and a
+    frozen dataclass still twice what a named tuple costs."""
 
     event_id: str | None
     type: str
@@ -146,7 +146,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 def parse_event(obj: Mapping[str, Any], *, where: str = "") -> Event:
     """Validate one envelope; raise :class:`InvalidEvent` naming the first offending field."""
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):  # a dict: no ABC check
         raise InvalidEvent("an event must be a JSON object", where=where)
     name = obj.get("type")
     if not isinstance(name, str):
@@ -180,15 +180,15 @@ def parse_event(obj: Mapping[str, Any], *, where: str = "") -> Event:
     direction = env.direction.value if env.direction else None
     if direction is None and t.direction in ("inbound", "outbound"):
         direction = t.direction
-    return Event(
-        event_id=env.event_id,
-        type=name,
-        customer_id=env.customer_id,
-        occurred_at=occurred.astimezone(UTC),
-        source=env.source,
-        channel=env.channel.value if env.channel else None,
-        direction=direction,
-        data=env.data,  # type: ignore[attr-defined]  # per-type models add it
+    return Event(  # by position, in field order: cheaper than by keyword
+        env.event_id,
+        name,
+        env.customer_id,
+        occurred.astimezone(UTC),
+        env.source,
+        env.channel.value if env.channel else None,
+        direction,
+        env.data,  # type: ignore[attr-defined]  # per-type models add it
     )
 
 
@@ -208,7 +208,7 @@ def parse_events(events: Iterable[Any]) -> tuple[list[tuple[int, Event]], list[R
     refused: list[Refused] = []
     for i, raw in enumerate(events):
         try:
-            valid.append((i, parse_event(raw, where=f"events[{i}]")))
+            valid.append((i, parse_event(raw)))  # a refusal names its field; the index is i
         except InvalidEvent as e:
             refused.append(Refused(i, e.field, e.reason, given_event_id(raw)))
     return valid, refused
