@@ -47,20 +47,33 @@ class EventResult:
 
 @dataclass(frozen=True)
 class StagedAppend:
-    """The events of one :meth:`Engine.append`, validated and encoded but not stored yet."""
+    """The events of one :meth:`Engine.append`, validated and encoded but not stored yet; each
+    event's index in the call is its line number in ``prepared``."""
 
     prepared: Prepared
     #: The rejected events' results, by index.
     rejected: dict[int, EventResult]
-    #: (index, event id) of each valid event, in the order they were staged (line numbers).
+    #: (index, event id) of each valid event, in index order.
     valid: list[tuple[int, str | None]]
+
+    @staticmethod
+    def of_batch(prepared: Prepared, event_ids: list[str | None]) -> StagedAppend:
+        """A batch validated by the set-based path (line numbers: the events' indexes), with
+        the event id each event gave."""
+        rejected = {
+            r.line: EventResult(r.line, "rejected", r.event_id, r.field, r.reason)
+            for r in prepared.rejections
+        }
+        return StagedAppend(
+            prepared, rejected, [(i, e) for i, e in enumerate(event_ids) if i not in rejected]
+        )
 
     def results(self, outcome: BatchResult) -> list[EventResult]:
         """One result per event, in order, once the store has taken the staged events."""
         duplicates = set(outcome.duplicate_lines)
         stored = [
-            EventResult(i, "duplicate" if line in duplicates else "accepted", event_id)
-            for line, (i, event_id) in enumerate(self.valid)
+            EventResult(i, "duplicate" if i in duplicates else "accepted", event_id)
+            for i, event_id in self.valid
         ]
         if not self.rejected:
             return stored  # the valid events are all the events, in order
@@ -140,7 +153,7 @@ class Engine:
             r.index: EventResult(r.index, "rejected", r.event_id, r.field, r.reason)
             for r in refused
         }
-        prepared = self.ingestor.stage_events([e for _, e in valid])
+        prepared = self.ingestor.stage_events([e for _, e in valid], [i for i, _ in valid])
         return StagedAppend(prepared, rejected, [(i, e.event_id) for i, e in valid])
 
     def commit_append(self, staged: StagedAppend) -> list[EventResult]:

@@ -231,10 +231,11 @@ class Ingestor:
         """Append already validated events (the ``append`` API); atomic for the call."""
         return self.commit(self.stage_events(events))
 
-    def stage_events(self, events: Sequence[Event]) -> Prepared:
-        """Encode and encrypt already validated events for one append (no store access): line
-        numbers are the events' indexes."""
-        rows = [{"line_no": i, **encode_event(e)} for i, e in enumerate(events)]
+    def stage_events(self, events: Sequence[Event], lines: Sequence[int] = ()) -> Prepared:
+        """Encode and encrypt already validated events for one append (no store access); their
+        line numbers are ``lines`` (ascending; by default the events' indexes)."""
+        numbers = lines or range(len(events))
+        rows = [{"line_no": i, **encode_event(e)} for i, e in zip(numbers, events, strict=True)]
         if not rows:
             return Prepared(None, [], [])
         if len(rows) <= SMALL_BATCH_ROWS:

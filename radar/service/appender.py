@@ -34,8 +34,7 @@ import orjson
 import pyarrow as pa
 
 from radar.domain.envelope import MAX_EVENT_BYTES, given_event_id
-from radar.engine import Engine, EventResult, Status
-from radar.ingest.pipeline import BatchResult, Prepared
+from radar.engine import Engine, EventResult, StagedAppend
 from radar.store.base import SMALL_BATCH_ROWS
 
 #: Groups of at least this many events use the set-based ingest path. Its DuckDB statements cost
@@ -96,12 +95,11 @@ class _Group:
 
 @dataclass
 class _Staged:
-    """A group validated and encoded, waiting for its transaction; ``results`` gives the kept
-    events' results (in ``group.kept`` order) from what the store did with them."""
+    """A group validated and encoded (its kept events, in ``group.kept`` order), waiting for
+    its transaction."""
 
     group: _Group
-    prepared: Prepared
-    results: Callable[[BatchResult], list[EventResult]]
+    append: StagedAppend
 
 
 class Appender:
@@ -210,9 +208,8 @@ class Appender:
         try:
             group = self._sort(requests)
             if len(group.kept) >= self.bulk_threshold:
-                return self._stage_bulk(group)
-            staged = self.engine.stage_append(group.kept)
-            return _Staged(group, staged.prepared, staged.results)
+                return _Staged(group, self._stage_bulk(group))
+            return _Staged(group, self.engine.stage_append(group.kept))
         except BaseException as e:
             _fail(requests, e)
             return None
@@ -240,12 +237,9 @@ class Appender:
 
     def _refuses_any(self, request: _Request) -> bool:
         """Whether :meth:`_refusal` refuses any event of ``request``."""
-        if any(len(text) > MAX_EVENT_BYTES for text in request.texts):
-            return True
-        refused = self.refused_types
-        return bool(refused) and any(
-            isinstance(e, dict) and isinstance(kind := e.get("type"), str) and kind in refused
-            for e in request.events
+        return any(
+            self._refusal(event, text) is not None
+            for event, text in zip(request.events, request.texts, strict=True)
         )
 
     def _refusal(self, event: Any, text: bytes) -> tuple[str, str] | None:
@@ -258,9 +252,9 @@ class Appender:
                 return "type", f"{kind!r} events are written by radar itself, not appended"
         return None
 
-    def _stage_bulk(self, group: _Group) -> _Staged:
+    def _stage_bulk(self, group: _Group) -> StagedAppend:
         """Validate and encode the kept events through the set-based ingest path."""
-        texts, events = group.kept_texts, group.kept
+        texts = group.kept_texts
         raw = pa.table(
             {
                 "line_no": pa.array(range(len(texts)), pa.int64()),
@@ -268,21 +262,7 @@ class Appender:
             }
         )
         prepared = self.engine.ingestor.prepare(raw)
-
-        def results(result: BatchResult) -> list[EventResult]:
-            rejected = {r.line: r for r in result.rejections}
-            duplicates = set(result.duplicate_lines)
-            out: list[EventResult] = []
-            for i in range(len(texts)):
-                r = rejected.get(i)
-                if r is not None:
-                    out.append(EventResult(i, "rejected", r.event_id, r.field, r.reason))
-                else:
-                    status: Status = "duplicate" if i in duplicates else "accepted"
-                    out.append(EventResult(i, status, given_event_id(events[i])))
-            return out
-
-        return _Staged(group, prepared, results)
+        return StagedAppend.of_batch(prepared, [given_event_id(e) for e in group.kept])
 
     # -- the committer ------------------------------------------------------------------------
 
@@ -302,7 +282,7 @@ class Appender:
         """Store one staged group in one transaction and answer each request's future."""
         group = staged.group
         try:
-            stored = staged.results(self.engine.ingestor.commit(staged.prepared))
+            stored = self.engine.commit_append(staged.append)
         except BaseException as e:  # the group's transaction failed: nothing of it is stored
             _fail(group.requests, e)
             return
