@@ -4,7 +4,8 @@
 now), their current personal data (the decrypted profile fields, latest value of each, while the
 key exists), the full history read from the event store (personal fields decrypted, or
 ``"[forgotten]"``), the groups and scores analytics recorded (current values and every event), the
-consent per channel, and every action decision with its provenance.
+consent per channel, and every action decision with its provenance (each decision of the rules'
+``actions.decided`` events as its own ``action.*`` entry, see :mod:`radar.audit.history`).
 
 :func:`write_export` writes that document to a file and records the file in
 ``<data>/audit/exports.jsonl`` (customer id, path, time — no personal data), so that forgetting the
@@ -39,9 +40,13 @@ ANALYTIC_COLUMNS = (
 
 
 def export_customer(engine: Engine, customer_id: str) -> dict[str, Any]:
-    """Everything radar holds about ``customer_id`` (NotFound for an unknown customer)."""
-    history = read_history(engine, customer_id)
+    """Everything radar holds about ``customer_id`` (NotFound for an unknown customer).
+
+    The view is caught up first, so that the history finds the customer's decisions through
+    it rather than by scanning the log after it.
+    """
     view = customer_view(engine, customer_id)
+    history = read_history(engine, customer_id)
     events = [e.to_dict() for e in history.events]
     profile: dict[str, Any] = {}
     for e in history.events:

@@ -1,16 +1,18 @@
 """``radar verify``: replay the log and compare, check the tamper-evidence chain, audit consent.
 
 * :func:`replay_check` replays the log up to the live view's position with the projector's own
-  SQL (:func:`decode_sql`, :func:`customer_rows_sql`) into scratch (TEMP tables of a separate
-  connection to the view's DuckDB instance) and compares table by table with the live view: row
-  counts and the differing keys. ``events`` is compared by ``position`` through a hash of every
-  column, batch by batch as the log is read, so the scratch keeps only the log's rows that differ
-  (the replayed events are the live rows that matched plus those); ``customers`` is recomputed
-  from the replayed events and compared by ``customer_id`` column by column (DOUBLEs within a
-  relative 1e-9, sums may be added up in another order); ``radar_position`` by its position.
-  This is what a full rebuild into a scratch file would find, in under half the time (no
-  second copy of the events table is written). A live row equal to the log's in DuckDB's 64-bit
-  ``hash`` but not in content would go unnoticed; the log itself is protected by the chain.
+  SQL (:func:`decode_sql`, :func:`expand_decisions_sql`, :func:`customer_rows_sql`) into scratch
+  (TEMP tables of a separate connection to the view's DuckDB instance) and compares table by
+  table with the live view: row counts and the differing keys. ``events`` is compared by
+  ``position``, batch by batch as the log is read: the number of rows at a position (an
+  ``actions.decided`` event's decisions share its position) and the sum of their hashes over
+  every column, so the scratch keeps only the log's rows that differ (the replayed events are
+  the live rows that matched plus those); ``customers`` is recomputed from the replayed events
+  and compared by ``customer_id`` column by column (DOUBLEs within a relative 1e-9, sums may be
+  added up in another order); ``radar_position`` by its position. This is what a full rebuild
+  into a scratch file would find, in under half the time (no second copy of the events table is
+  written). Live rows whose hashes add up to the log's without being equal to them would go
+  unnoticed (a 64-bit coincidence); the log itself is protected by the chain.
 * :func:`check_chain` verifies the hash chain of :mod:`radar.audit.chain` over the event store
   (SQLite file or PostgreSQL); :func:`seal_log` extends it over the rows appended since.
 * :func:`verify_radar` runs the replay and the chain verification side by side (the chain on a
@@ -28,6 +30,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from radar.audit.chain import (
     PostgresChainReader,
@@ -40,9 +43,10 @@ from radar.audit.chain import (
 from radar.audit.consent import ConsentReport, consent_violations
 from radar.audit.history import require_store
 from radar.domain.errors import ConfigurationError
+from radar.domain.events import TOPICS
 from radar.engine import Engine
 from radar.projections.customers import STORED_COLUMNS, customer_rows_sql
-from radar.projections.decode import decode_sql
+from radar.projections.decode import DECIDED, decode_sql, expand_decisions_sql
 from radar.projections.schema import event_columns
 
 DOUBLE_TOLERANCE = 1e-9
@@ -136,12 +140,16 @@ def replay_check(engine: Engine, *, sample: int = 20, batch_size: int = 200_000)
 class _Replay:
     """One replay: decode the log batch by batch, compare, then recompute ``customers``.
 
-    Each batch of stored rows is decoded exactly as the projector decodes it and each row's hash
-    (over every column) is compared with the live row at the same position; the log's rows that
-    differ are kept (``replay_fix``) and the live positions that differ are marked
-    (``replay_bad``). The replayed events are thus the live rows that matched plus the log's own
-    rows where they did not — the events table a rebuild would write — and ``customers`` is
-    recomputed from them with the projector's own SQL and compared with the live table.
+    Each batch of stored rows is decoded exactly as the projector decodes it, the decisions of
+    its ``actions.decided`` events expanded into rows of their own at the event's position
+    (:func:`expand_decisions_sql`), and compared with the live rows position by position: how
+    many rows stand at the position and the sum of their hashes (over every column). A sum, so
+    that the order of the rows that share a position does not matter while a row missing,
+    changed or stored twice does. The log's rows at the positions that differ are kept
+    (``replay_fix``) and the live positions that differ are marked (``replay_bad``). The
+    replayed events are thus the live rows that matched plus the log's own rows where they did
+    not — the events table a rebuild would write — and ``customers`` is recomputed from them
+    with the projector's own SQL and compared with the live table.
     """
 
     def __init__(
@@ -160,13 +168,14 @@ class _Replay:
         self.cols = ", ".join(_q(c) for c in event_columns())
         self.decode = decode_sql("batch")
         self.found: list[tuple[str, int | None]] = []  # (kind, position)
-        self.dups: list[int] = []
 
     def run(self, batch_size: int) -> list[TableDiff]:
         con = self.con
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE replay_fix AS SELECT * FROM {self.live}.events LIMIT 0"
-        )
+        for scratch in ("replay_fix", "replay_batch"):
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {scratch} AS "
+                f"SELECT * FROM {self.live}.events LIMIT 0"
+            )
         con.execute("CREATE OR REPLACE TEMP TABLE replay_bad (position BIGINT)")
         self._outside()
         replayed = 0
@@ -183,13 +192,12 @@ class _Replay:
                     break
                 last = int(batch.column("position")[-1].as_py())
                 pending = pool.submit(read, last) if last < self.head else None
-                self._batch(batch, after, last)
-                replayed += batch.num_rows
+                replayed += self._batch(batch, after, last)
                 after = last
         if after < self.head:  # the log ends before the view's position: rows were removed
             tail = self.con.execute(
-                f"SELECT position FROM {self.live}.events "
-                f"WHERE position > {after} AND position <= {self.head}"
+                f"SELECT DISTINCT position FROM {self.live}.events "
+                f"WHERE position > {after} AND position <= {self.head} ORDER BY position"
             ).fetchall()
             self.found += [("extra", int(k)) for (k,) in tail]
             self.con.register("replay_tail", pa.table({"position": [int(k) for (k,) in tail]}))
@@ -199,46 +207,60 @@ class _Replay:
         events = self._events_diff(live_rows, replayed)
         return [events, self._customers(), self._position()]
 
-    def _batch(self, batch: pa.Table, after: int, last: int) -> None:
+    def _replayed(self, batch: pa.Table) -> tuple[str, int]:
+        """The view rows the projector makes of ``batch`` (registered as ``batch``): a relation
+        to select from and how many rows it has. The decoded rows themselves, or — when the
+        batch holds ``actions.decided`` events — the scratch table ``replay_batch`` of the
+        decoded rows with their decisions expanded."""
+        if not pc.any(pc.equal(batch.column("topic"), TOPICS[DECIDED])).as_py():
+            return f"({self.decode})", batch.num_rows
+        con = self.con
+        con.execute("DELETE FROM replay_batch")
+        con.execute(f"INSERT INTO replay_batch {self.decode}")
+        for statement in expand_decisions_sql("TRUE", "replay_batch"):
+            con.execute(statement)
+        return "replay_batch", _count(con, "replay_batch")
+
+    def _batch(self, batch: pa.Table, after: int, last: int) -> int:
+        """Compare the replay of ``batch`` with the live rows at positions in (``after``,
+        ``last``], keep what differs; the number of rows replayed."""
         con = self.con
         con.register("batch", batch)
         try:
+            source, replayed = self._replayed(batch)
+            per_position = f"position AS k, count(*) AS n, sum(hash({self.cols})) AS h"
             rows = con.execute(
                 f"""
-                WITH r AS (SELECT position AS k, hash({self.cols}) AS h FROM ({self.decode})),
-                l AS (SELECT position AS k, hash({self.cols}) AS h FROM {self.live}.events
-                      WHERE position > {after} AND position <= {last})
+                WITH r AS (SELECT {per_position} FROM {source} GROUP BY position),
+                l AS (SELECT {per_position} FROM {self.live}.events
+                      WHERE position > {after} AND position <= {last} GROUP BY position)
                 SELECT CASE WHEN l.k IS NULL THEN 'missing' WHEN r.k IS NULL THEN 'extra'
                             ELSE 'changed' END, coalesce(l.k, r.k)
                 FROM l FULL OUTER JOIN r ON l.k = r.k
-                WHERE l.h IS DISTINCT FROM r.h
+                WHERE l.n IS DISTINCT FROM r.n OR l.h IS DISTINCT FROM r.h
                 """
             ).fetchall()
             self.found += [(kind, int(k)) for kind, k in rows]
-            marked = [int(k) for _, k in rows] + [p for p in self.dups if after < p <= last]
-            if marked:
-                con.register("replay_marked", pa.table({"position": pa.array(marked, pa.int64())}))
+            if rows:
+                marked = pa.table({"position": pa.array([int(k) for _, k in rows], pa.int64())})
+                con.register("replay_marked", marked)
                 con.execute("INSERT INTO replay_bad SELECT position FROM replay_marked")
                 con.execute(
-                    f"INSERT INTO replay_fix SELECT * FROM ({self.decode}) "
+                    f"INSERT INTO replay_fix SELECT * FROM {source} "
                     "WHERE position IN (SELECT position FROM replay_marked)"
                 )
                 con.unregister("replay_marked")
+            return replayed
         finally:
             con.unregister("batch")
 
     def _outside(self) -> None:
-        """Live rows the log cannot have produced: beyond its head, or positions stored twice."""
+        """Live rows the log cannot have produced: at positions outside (0, head]."""
         rows = self.con.execute(
-            f"SELECT 'extra', position FROM {self.live}.events "
-            f"WHERE position IS NULL OR position < 1 OR position > {self.head} "
-            f"UNION ALL SELECT 'duplicated', position FROM {self.live}.events "
-            f"WHERE position BETWEEN 1 AND {self.head} GROUP BY position HAVING count(*) > 1"
+            f"SELECT DISTINCT position FROM {self.live}.events "
+            f"WHERE position IS NULL OR position < 1 OR position > {self.head} ORDER BY position"
         ).fetchall()
-        for kind, k in rows:
-            self.found.append((kind, None if k is None else int(k)))
-        # a duplicated position is replaced by the log's one row for it (see _batch)
-        self.dups = sorted(int(k) for kind, k in rows if kind == "duplicated")
+        self.found += [("extra", None if k is None else int(k)) for (k,) in rows]
 
     def _events_diff(self, live_rows: int, replay_rows: int) -> TableDiff:
         by_kind: dict[str, int] = {}
@@ -253,7 +275,7 @@ class _Replay:
             live_rows=live_rows,
             replay_rows=replay_rows,
             missing=by_kind.get("missing", 0),
-            extra=by_kind.get("extra", 0) + by_kind.get("duplicated", 0),
+            extra=by_kind.get("extra", 0),
             changed=by_kind.get("changed", 0),
             keys=[k for kind in sorted(keys) for k in keys[kind]],
         )

@@ -11,11 +11,20 @@ derived from these models, and a contract test checks that the two validators ag
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
 from radar.domain.vocabulary import Channel
 
@@ -267,10 +276,10 @@ class RulesetPublished(Payload):
     changes: dict[str, Any] = Field(default_factory=dict)
 
 
-class ActionDecision(Payload):
-    """Shared payload of the action events: the decision and its provenance."""
+class DecisionProvenance(Payload):
+    """Where a rule's decision came from: the rule (id, version, hash), the rule set's hash,
+    the view position it read, the action it decided on and why it was not planned."""
 
-    action_id: Id
     rule_id: Id
     rule_version: Str
     rule_hash: Id
@@ -281,8 +290,62 @@ class ActionDecision(Payload):
     template: Str | None = None
     priority: StrictInt = 0
     reason: Str | None = None
+
+
+class ActionDecision(DecisionProvenance):
+    """Shared payload of the action events: one decision and its provenance."""
+
+    action_id: Id
     condition_values: dict[str, Any] = Field(default_factory=dict)
     run_id: Id | None = None
+
+
+class DecisionList(Payload):
+    """The decisions of an ``actions.decided`` event as parallel lists: the i-th decision is
+    about ``customer_id[i]``, and ``condition_values[i]`` holds the values of the event's
+    ``condition_columns`` (in that order) that made the rule's condition true for them."""
+
+    customer_id: list[Id]
+    condition_values: list[list[Any]]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> DecisionList:
+        if len(self.customer_id) != len(self.condition_values):
+            raise ValueError("customer_id and condition_values differ in length")
+        return self
+
+
+def decision_action_id(ruleset_hash: str, rule_id: str, customer_id: str, position: int) -> str:
+    """The action id of a rule's decision on a customer at a view position (32 hex digits):
+    ``md5(f"{ruleset_hash}|{rule_id}|{customer_id}|{position}")``. Deterministic, so the same
+    rule set applied at the same view position decides under the same ids."""
+    return hashlib.md5(f"{ruleset_hash}|{rule_id}|{customer_id}|{position}".encode()).hexdigest()
+
+
+class ActionsDecided(DecisionProvenance):
+    """A rule's decisions of one run with one outcome (and reason), many customers at once.
+
+    radar's rules append decisions at this grain (one event per rule, outcome and chunk of
+    customers) so that a run over millions of customers is a few hundred events; the projection
+    gives every decision its own row in the view, exactly as an ``action.planned``,
+    ``action.suppressed`` or ``action.held_out`` event of that decision would (``decision``
+    names which). A decision's action id (its event id in the view) is not stored: it is
+    :func:`decision_action_id` of the rule set, the rule, the customer and the view position.
+    """
+
+    decision: Literal["planned", "suppressed", "held_out"]
+    run_id: Id
+    condition_columns: list[Str] = Field(
+        default_factory=list, description="The columns the rule's condition read"
+    )
+    decisions: DecisionList
+
+    @model_validator(mode="after")
+    def _values_fit_columns(self) -> ActionsDecided:
+        width = len(self.condition_columns)
+        if any(len(v) != width for v in self.decisions.condition_values):
+            raise ValueError(f"every condition_values entry must hold {width} value(s)")
+        return self
 
 
 class CustomerForgotten(Payload):
@@ -378,6 +441,7 @@ CATALOGUE: dict[str, EventType] = {
         _t("action.planned", ActionDecision, "outbound", channel_required=True, written_by="radar"),
         _t("action.suppressed", ActionDecision, "outbound", written_by="radar"),
         _t("action.held_out", ActionDecision, "outbound", written_by="radar"),
+        _t("actions.decided", ActionsDecided, "none", customer=False, written_by="radar"),
         _t("customer.forgotten", CustomerForgotten, "none", written_by="radar"),
     )
 }

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 
-from radar.domain.fieldspec import fact_columns
-from radar.projections.schema import event_columns
+from radar.domain.catalogue import CATALOGUE
+from radar.domain.envelope import SYSTEM_STREAM_PREFIX
+from radar.domain.fieldspec import fact_columns, payload_fields
+from radar.projections.schema import ENVELOPE_COLUMNS, event_columns
 
 _JSON_TYPES = {"TIMESTAMPTZ": "VARCHAR", "DATE": "VARCHAR"}
 
@@ -76,3 +78,67 @@ def decode_sql(batch: str = "batch") -> str:
         )
     )
     """
+
+
+#: The event type that carries many decisions (see :class:`radar.domain.catalogue.ActionsDecided`).
+DECIDED = "actions.decided"
+#: The rows of ``events`` that are decisions of an ``actions.decided`` event (not stored events).
+DECISION_ROWS = f"(stream = '{SYSTEM_STREAM_PREFIX}{DECIDED}' AND type <> '{DECIDED}')"
+_DECISION_LISTS = '{"customer_id":["VARCHAR"],"condition_values":["JSON"]}'
+#: A decision's condition values as the JSON object of the old per-decision events: the event's
+#: ``condition_columns`` paired with the decision's values (``__cv``, a JSON array).
+_CONDITION_OBJECT = (
+    "to_json(map(CAST(e.condition_columns AS VARCHAR[]), json_transform(__cv, '[\"JSON\"]')))"
+)
+#: :func:`radar.domain.catalogue.decision_action_id` of a decision row.
+_ACTION_ID = "md5(e.ruleset_hash || '|' || e.rule_id || '|' || __cid || '|' || e.view_position)"
+
+
+def _decision_columns() -> tuple[list[str], list[str]]:
+    """The events-table columns of one decision of an ``actions.decided`` row ``e`` whose
+    decision lists are unnested as ``__cid`` and ``__cv`` (the row an ``action.<decision>``
+    event of that decision would have given), and the columns of ``e`` they read."""
+    batch = {f.name for f in payload_fields(DECIDED)} - {"decision", "decisions"}
+    single = {f.name for f in payload_fields("action.planned")}
+    own = {
+        "type": "'action.' || e.decision",
+        "event_id": _ACTION_ID,
+        "customer_id": "__cid",
+        "direction": f"'{CATALOGUE['action.planned'].direction}'",
+        "has_pii": "FALSE",
+        "action_id": _ACTION_ID,
+        "condition_values": _CONDITION_OBJECT,
+    }
+    cols, read = [], ["decision", "condition_columns"]
+    for name in event_columns():
+        if name in own:
+            cols.append(f"{own[name]} AS {name}")
+        elif name in ENVELOPE_COLUMNS or (name in batch and name in single):
+            cols.append(f'e."{name}" AS "{name}"')
+            read.append(name)
+        else:
+            cols.append(f'NULL AS "{name}"')
+    return cols, read
+
+
+def expand_decisions_sql(where: str = "TRUE", events: str = "events") -> list[str]:
+    """The statements that give every decision of the ``actions.decided`` rows of ``events``
+    matching ``where`` its own row (same position) and then empty those rows' ``decisions``
+    (the lists are in the log; the view keeps each decision once, as its own row)."""
+    decided = f"e.type = '{DECIDED}' AND e.decisions IS NOT NULL AND ({where})"
+    cols, read = _decision_columns()
+    kept = ", ".join(f'e."{name}"' for name in read)
+    return [
+        f"""
+    INSERT INTO {events}
+    SELECT {", ".join(cols)}
+    FROM (
+        SELECT {kept}, unnest(l.customer_id) AS __cid, unnest(l.condition_values) AS __cv
+        FROM (
+            SELECT {kept}, json_transform(e.decisions, '{_DECISION_LISTS}') AS l
+            FROM {events} AS e WHERE {decided}
+        ) AS e
+    ) AS e
+    """,
+        f"UPDATE {events} AS e SET decisions = NULL WHERE {decided}",
+    ]

@@ -15,6 +15,8 @@ from typing import Any
 
 import duckdb
 
+from radar.projections.decode import DECISION_ROWS
+
 WINDOW_DAYS = 90
 
 
@@ -22,7 +24,7 @@ WINDOW_DAYS = 90
 class Kpis:
     reference: datetime | None
     customers: int
-    events: int
+    events: int  # stored events (a decision of an actions.decided event is not one)
     active_customers: int
     retention_rate: float | None
     churn_rate: float | None
@@ -52,7 +54,8 @@ def kpis(con: duckdb.DuckDBPyConnection, reference: datetime | None = None) -> K
         ).fetchall()[0][0]
     )
     customers, events = con.execute(
-        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM events)"
+        "SELECT (SELECT count(*) FROM customers), "
+        f"(SELECT count(*) FILTER (WHERE NOT {DECISION_ROWS}) FROM events)"
     ).fetchall()[0]
     if ref is None:
         return Kpis(None, customers, events, 0, None, None, 0.0, 0.0, [])

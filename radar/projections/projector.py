@@ -5,7 +5,13 @@ together with the new position in ONE DuckDB transaction, so a crash at any poin
 the whole batch applied (and its position recorded) or none of it. ``customers`` is then brought
 up to date for the customers the batch touched, in the same transaction. A long backlog instead
 marks ``customers`` dirty in the same transactions and recomputes it once at the end — the dirty
-mark survives a crash, so a restart finishes the job.
+mark survives a crash, so a restart finishes the job. (A batch whose ``actions.decided`` events
+hold more decisions than the incremental limit counts as a backlog too.)
+
+Every decision of an ``actions.decided`` event gets its own row in ``events`` in the same
+transaction as the event's row, in slices of about :data:`DECISIONS_PER_STATEMENT` decisions
+(:func:`~radar.projections.decode.expand_decisions_sql`): the row an ``action.<decision>`` event
+of that decision would have given, at the event's position.
 
 A rebuild replaces the whole view in ONE transaction: the log is streamed into ``events`` (by
 all of DuckDB's threads, one full row group each at a time), ``customers`` is aggregated once,
@@ -29,8 +35,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from radar.domain.events import TOPICS
 from radar.projections.customers import customer_rows_sql, customers_ddl
-from radar.projections.decode import decode_sql
+from radar.projections.decode import DECIDED, decode_sql, expand_decisions_sql
 from radar.projections.schema import POSITION_DDL, contacts_view_sql, events_ddl
 from radar.projections.upcast import upcast_batch
 from radar.store.base import READ_SCHEMA, EventStore
@@ -43,6 +50,8 @@ TOUCHED = "customer_id IN (SELECT customer_id FROM events WHERE position >= $1)"
 #: A full recompute of ``customers`` aggregates one to two times this many customers at a time
 #: (about half a GB of aggregate state each).
 CUSTOMERS_PER_PARTITION = 100_000
+#: Decisions of ``actions.decided`` events given their own rows by one statement (at most about).
+DECISIONS_PER_STATEMENT = 100_000
 #: DuckDB's row group size: a rebuild hands the log to DuckDB in record batches of this many rows.
 ROW_GROUP_ROWS = 122_880
 
@@ -138,6 +147,36 @@ def _cut(tables: Iterator[pa.Table], rows: int, rest: list[pa.Table]) -> Iterato
             yield from joined.slice(0, rows).combine_chunks().to_batches()
             pending, count = [joined.slice(rows)], count - rows
     rest.extend(pending)
+
+
+def _has_decisions(batch: pa.Table) -> bool:
+    """Whether ``batch`` (stored rows) holds an ``actions.decided`` event."""
+    return bool(pc.any(pc.equal(batch.column("topic"), TOPICS[DECIDED])).as_py())
+
+
+def _expand_decisions(con: duckdb.DuckDBPyConnection, first: int = 0) -> int:
+    """Give the decisions of the ``actions.decided`` rows of ``events`` at or after position
+    ``first`` their own rows (:func:`~radar.projections.decode.expand_decisions_sql`), a
+    slice of rows of about :data:`DECISIONS_PER_STATEMENT` decisions at a time (so the
+    memory a statement needs stays bounded however many decisions a batch holds). Returns
+    how many decision rows were written."""
+    sizes = con.execute(
+        f"SELECT position, json_array_length(decisions, '$.customer_id') FROM events "
+        f"WHERE type = '{DECIDED}' AND decisions IS NOT NULL AND position >= {int(first)} "
+        "ORDER BY position"
+    ).fetchall()
+    written = 0
+    start, count = None, 0
+    for i, (position, n) in enumerate(sizes):
+        start = position if start is None else start
+        count += int(n or 0)
+        if count >= DECISIONS_PER_STATEMENT or i == len(sizes) - 1:
+            where = f"e.position BETWEEN {int(start)} AND {int(position)}"
+            for statement in expand_decisions_sql(where):
+                con.execute(statement)
+            written += count
+            start, count = None, 0
+    return written
 
 
 class _LogStream:
@@ -251,7 +290,7 @@ class Projector:
         events = batches = 0
         for batch in self._batches(position, head):
             position = int(batch.column("position")[-1].as_py())
-            self._apply(batch, position, bulk, fault)
+            bulk = self._apply(batch, position, bulk, fault) or bulk
             events += batch.num_rows
             batches += 1
             if fault:
@@ -288,21 +327,33 @@ class Projector:
             batch = batch.filter(pc.less_equal(batch.column("position"), head))
         return upcast_batch(batch)
 
-    def _apply(self, batch: pa.Table, last: int, bulk: bool, fault: Fault | None) -> None:
+    def _apply(self, batch: pa.Table, last: int, bulk: bool, fault: Fault | None) -> bool:
+        """Apply one batch in one transaction; with ``bulk`` (or when the batch's decisions
+        are more than the incremental limit) only mark its customers dirty. Returns whether
+        it did so."""
         con = self.con
         con.register("batch", batch)
         try:
+            first = int(pc.min(batch.column("position")).as_py())
             with _transaction(con):
                 con.execute(f"INSERT INTO events {self._decode}")
+                decided = _expand_decisions(con, first) if _has_decisions(batch) else 0
+                bulk = bulk or decided > self.incremental_limit
                 if fault:
                     fault("inside_batch")
                 if not bulk:
-                    self._refresh_customers(int(pc.min(batch.column("position")).as_py()))
+                    self._refresh_customers(first)
                 else:  # remember who to recompute once the backlog is applied
                     con.execute(
                         "INSERT INTO radar_dirty SELECT DISTINCT stream FROM batch "
                         "ON CONFLICT DO NOTHING"
                     )
+                    if decided:  # the decisions' customers are in no stream of the batch
+                        con.execute(
+                            "INSERT INTO radar_dirty SELECT DISTINCT customer_id FROM events "
+                            f"WHERE position >= {first} AND customer_id IS NOT NULL "
+                            "ON CONFLICT DO NOTHING"
+                        )
                 con.execute(
                     "UPDATE radar_position SET position = ?, updated_at = now(), "
                     "customers_dirty = customers_dirty OR ? WHERE projection = ?",
@@ -310,6 +361,7 @@ class Projector:
                 )
         finally:
             con.unregister("batch")
+        return bulk
 
     def _refresh_customers(self, first: int) -> None:
         """Recompute the rows of the customers with events at or after log position ``first``
@@ -392,6 +444,7 @@ class Projector:
         create_schema(con)
         con.execute(f"INSERT INTO events {decode_sql('log')}")
         con.execute(f"INSERT INTO events {decode_sql('log_rest')}")
+        _expand_decisions(con)
         if fault:
             fault("inside_batch")
         self._insert_all_customers()

@@ -3,6 +3,8 @@
 | table / view   | kind           | grain (one row is …)                                   |
 |----------------|----------------|--------------------------------------------------------|
 | events         | append-only    | one stored event (position = the log's notification id) |
+|                |                | — and one decision of an ``actions.decided`` event, at   |
+|                |                | its position (type ``action.<decision>``)                |
 | contacts       | view on events | one inbound or outbound contact (contact-type events)  |
 | customers      | current state  | one customer: the integral view at the view position   |
 | radar_position | current state  | one projection: the log position it has applied up to  |

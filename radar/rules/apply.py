@@ -17,14 +17,21 @@ an :class:`~radar.engine.Engine`: it reads the DuckDB view and appends radar's d
 
 **Apply** (:func:`apply_rules`) catches the view up, publishes the rule set when its hash differs
 from the latest published one (a ``ruleset.published`` event with every rule's canonical text,
-hash and version and what changed), plans every decision in one set-based query and appends one
-event per decision — ``action.planned``, ``action.suppressed`` or ``action.held_out`` with its
-provenance (rule id, version and hash, rule-set hash, view position, reason, the condition values,
-run id) — built as JSON lines with polars and appended in atomic batches through the bulk
-ingestor. The action id is the event id. A run that crashed half-way is resumed by applying again:
-the batches already stored are duplicates; the history the planner reads excludes the run's own
-earlier decisions (same rule-set hash and view position), so the resumed run decides as the
-uninterrupted one would have.
+hash and version and what changed), plans every decision in one set-based query and appends the
+decisions as ``actions.decided`` events: one per rule, outcome (planned, suppressed or held out)
+and reason, and chunk of at most :data:`DECISIONS_PER_EVENT` customers, each with the provenance
+(rule id, version and hash, rule-set hash, view position, reason, run id) and per customer the
+condition values — built with polars (no row loop) and appended in atomic batches through the
+bulk ingestor. The projection gives every decision its own row in the view, as an
+``action.planned``, ``action.suppressed`` or ``action.held_out`` with the action id as its event
+id, so everything downstream (the action queue, explain, effect, the customers' contact counts)
+reads one row per decision. Recording 5M decisions as 5M events would take the store a minute;
+as ≈ 600 events it takes seconds (``bench/bench_rules_apply.py``).
+
+A run that crashed half-way is resumed by applying again: the events already stored are
+duplicates (their ids are digests of the run and the chunk, and a decision's chunk is a digest of
+its action id); the history the planner reads excludes the run's own earlier decisions (same
+rule-set hash and view position), so the resumed run decides as the uninterrupted one would have.
 
 Preview and backtest (:mod:`radar.rules.whatif`) plan without appending anything; the actions
 listing and export and the effect measurement are in :mod:`radar.rules.actions`.
@@ -34,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,7 +56,7 @@ from radar.engine import Engine
 from radar.ingest.pipeline import BatchResult, Ingestor, append_radar_lines, append_trusted
 from radar.projections.customers import customer_rows_sql, radar_sql
 from radar.rules.loader import RuleSet, load_ruleset
-from radar.rules.planner import REASONS, plan_actions
+from radar.rules.planner import REASONS, plan_actions, plan_chunks
 
 SOURCE = "radar.rules"
 #: The event type of each decision status.
@@ -58,8 +65,11 @@ ACTION_TYPES: dict[str, str] = {
     "suppressed": "action.suppressed",
     "held_out": "action.held_out",
 }
+#: The event type that records a rule's decisions, many customers at a time (the view gives each
+#: decision its own row, of the type in :data:`ACTION_TYPES`).
+DECIDED = "actions.decided"
 #: radar's own rule events: they never move the decision point.
-RULE_EVENT_TYPES: tuple[str, ...] = ("ruleset.published", *ACTION_TYPES.values())
+RULE_EVENT_TYPES: tuple[str, ...] = ("ruleset.published", DECIDED, *ACTION_TYPES.values())
 
 _RULE_TYPES_SQL = "(" + ", ".join(f"'{t}'" for t in RULE_EVENT_TYPES) + ")"
 
@@ -160,15 +170,18 @@ def _history_sql(point: DecisionPoint, exclude_ruleset: str | None) -> str:
     )
 
 
-def plan_at(
+def _plan(
     con: duckdb.DuckDBPyConnection,
     ruleset: RuleSet,
     point: DecisionPoint,
-    *,
-    history: pl.DataFrame | Literal["log"] | None = "log",
+    history: pl.DataFrame | Literal["log"] | None,
+    planner: Callable[..., pl.DataFrame],
+    **options: Any,
 ) -> pl.DataFrame:
-    """The decisions of ``ruleset`` at ``point`` (nothing appended). ``history="log"`` reads the
-    earlier decisions from the events table; a frame replaces it (a backtest's own)."""
+    """``planner`` (:func:`~radar.rules.planner.plan_actions` or
+    :func:`~radar.rules.planner.plan_chunks`) on the customers and the action history at
+    ``point``: ``history="log"`` reads the earlier decisions from the events table, a frame
+    replaces it (a backtest's own)."""
     with ExitStack() as tables:
         customers = tables.enter_context(
             _temp_view(con, "__radar_rules_customers", customers_sql(point))
@@ -178,14 +191,41 @@ def plan_at(
             past = tables.enter_context(
                 _temp_view(con, "__radar_rules_history", _history_sql(point, ruleset.hash))
             )
-        return plan_actions(
+        return planner(
             con,
             ruleset,
             reference=point.reference,
             position=point.position,
             customers=customers,
             action_history=past,
+            **options,
         )
+
+
+def plan_at(
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    point: DecisionPoint,
+    *,
+    history: pl.DataFrame | Literal["log"] | None = "log",
+) -> pl.DataFrame:
+    """The decisions of ``ruleset`` at ``point``, one row each (nothing appended).
+    ``history="log"`` reads the earlier decisions from the events table; a frame replaces it
+    (a backtest's own)."""
+    return _plan(con, ruleset, point, history, plan_actions)
+
+
+def chunks_at(
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    point: DecisionPoint,
+    *,
+    history: pl.DataFrame | Literal["log"] | None = "log",
+) -> pl.DataFrame:
+    """The decisions of :func:`plan_at` in chunks of at most about
+    :data:`DECISIONS_PER_EVENT` (:func:`radar.rules.planner.plan_chunks`): one chunk is one
+    ``actions.decided`` event."""
+    return _plan(con, ruleset, point, history, plan_chunks, per_chunk=DECISIONS_PER_EVENT)
 
 
 # ----------------------------------------------------------------------------------- publishing
@@ -311,21 +351,25 @@ def publish(
 # ------------------------------------------------------------------------------------- decisions
 
 
-def summarize(decisions: pl.DataFrame) -> pl.DataFrame:
-    """Per rule: candidates, planned, held out, suppressed and suppressions by reason."""
+def summarize(decisions: pl.DataFrame, count: str | None = None) -> pl.DataFrame:
+    """Per rule: candidates, planned, held out, suppressed and suppressions by reason. Each row
+    of ``decisions`` is one decision, or ``count`` decisions when that column is named (a chunk
+    frame: ``count="size"``)."""
     d = decisions.with_columns(
         pl.col("rule_id").cast(pl.String),
         pl.col("status").cast(pl.String),
         pl.col("reason").cast(pl.String),
+        (pl.col(count) if count else pl.lit(1, dtype=pl.Int64)).alias("__n"),
     )
+    n = pl.col("__n")
     counts = [
-        pl.len().alias("candidates"),
-        (pl.col("status") == "planned").sum().alias("planned"),
-        (pl.col("status") == "held_out").sum().alias("held_out"),
-        (pl.col("status") == "suppressed").sum().alias("suppressed"),
+        n.sum().alias("candidates"),
+        n.filter(pl.col("status") == "planned").sum().alias("planned"),
+        n.filter(pl.col("status") == "held_out").sum().alias("held_out"),
+        n.filter(pl.col("status") == "suppressed").sum().alias("suppressed"),
     ]
     counts += [
-        ((pl.col("status") == "suppressed") & (pl.col("reason") == r)).sum().alias(r)
+        n.filter((pl.col("status") == "suppressed") & (pl.col("reason") == r)).sum().alias(r)
         for r in REASONS
         if r != "holdout"
     ]
@@ -337,96 +381,110 @@ def summarize(decisions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-#: The members of a decision's ``data`` taken from its rule and rule set, in payload order.
-_RULE_MEMBERS = (
-    "rule_id",
-    "rule_version",
-    "rule_hash",
-    "ruleset_hash",
-    "campaign_id",
-    "offer",
-    "template",
-    "priority",
-)
+#: At most this many decisions go into one ``actions.decided`` event.
+DECISIONS_PER_EVENT = 1_000
+#: The decision events of one append transaction hold about this many decisions.
+DECISIONS_PER_TRANSACTION = 200_000
 
 
-def _rule_members(ruleset: RuleSet) -> dict[str, str]:
-    """Per rule id, the JSON members shared by all its decisions (escaped once per rule;
-    no leading or trailing comma, null members left out)."""
-    members = {}
-    for r in ruleset.rules:
-        a = r.rule.action
-        values = (r.id, r.version, r.hash, ruleset.hash, a.campaign_id, a.offer, a.template)
-        named: dict[str, Any] = dict(zip(_RULE_MEMBERS, (*values, a.priority), strict=True))
-        text = json.dumps({k: v for k, v in named.items() if v is not None}, ensure_ascii=False)
-        members[r.id] = text[1:-1]
-    return members
-
-
-def _event_parts(decisions: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
-    """One row per distinct (rule, status, reason, view position) of ``decisions``: the
-    event ``type``, the rule's ``channel`` and ``middle``, the part of ``data`` between the
-    action id's closing quote and the condition values (a few hundred rows at most, whatever
-    the number of decisions, so the per-row work is a join and one concatenation)."""
-    keys = decisions.select("rule_id", "status", "reason", "position").unique()
-    members = _rule_members(ruleset)
-    channels = {r.id: r.rule.action.channel for r in ruleset.rules}
-    rows = []
-    for rule_id, status, reason, position in keys.iter_rows():
-        tail = "" if reason is None else f',"reason":{json.dumps(reason)}'
-        rows.append(
-            {
-                "type": ACTION_TYPES[status],
-                "channel": channels[rule_id],
-                "middle": f'",{members[rule_id]},"view_position":{position}{tail}'
-                ',"condition_values":',
-            }
-        )
-    parts = pl.DataFrame(
-        rows, schema={"type": pl.String, "channel": pl.String, "middle": pl.String}
-    )
-    return pl.concat([keys, parts], how="horizontal")
-
-
-def decision_frame(
-    decisions: pl.DataFrame, ruleset: RuleSet, *, run_id: str, occurred_at: datetime
+def _group_heads(
+    groups: pl.DataFrame, ruleset: RuleSet, run_id: str, position: int
 ) -> pl.DataFrame:
-    """The decision events as a typed envelope frame (set-based: no row loop), for
-    :meth:`radar.ingest.pipeline.Ingestor.prepare_trusted`.
+    """Per (rule, status, reason) of ``groups``: the rule's channel and the ``data`` of its
+    ``actions.decided`` events up to the opening of the customer id list, canonical JSON in
+    payload order, no nulls (a few hundred rows at most, whatever the number of decisions)."""
+    by_id = {r.id: r for r in ruleset.rules}
+    rows = []
+    for rule_id, status, reason in groups.iter_rows():
+        r = by_id[rule_id]
+        a = r.rule.action
+        members = {
+            "rule_id": r.id,
+            "rule_version": r.version,
+            "rule_hash": r.hash,
+            "ruleset_hash": ruleset.hash,
+            "view_position": position,
+            "campaign_id": a.campaign_id,
+            "offer": a.offer,
+            "template": a.template,
+            "priority": a.priority,
+            "reason": reason,
+            "decision": status,
+            "run_id": run_id,
+            "condition_columns": list(r.condition.columns),
+        }
+        given = {k: v for k, v in members.items() if v is not None}
+        text = json.dumps(given, ensure_ascii=False, separators=(",", ":"))
+        rows.append({"channel": a.channel, "head": text[:-1] + ',"decisions":{"customer_id":['})
+    heads = pl.DataFrame(rows, schema={"channel": pl.String, "head": pl.String})
+    return pl.concat([groups, heads], how="horizontal")
 
-    ``event_id`` = ``action_id``; ``type`` by status; ``source`` = ``radar.rules``; ``channel``
-    the rule's action channel; ``occurred_at`` the reference; ``data`` the provenance (canonical
-    JSON: no nulls): action id, the rule's members, view position, reason (unless planned),
-    condition values and run id, in that order. Action ids are hex digests (no escaping).
+
+def decided_events(
+    chunks: pl.DataFrame, ruleset: RuleSet, *, run_id: str, position: int, occurred_at: datetime
+) -> pl.DataFrame:
+    """The chunks of :func:`chunks_at` as ``actions.decided`` events: the envelope columns of
+    :meth:`radar.ingest.pipeline.Ingestor.prepare_trusted`, and ``size``, how many decisions
+    each event holds.
+
+    The event id is a digest of run id, rule, status, reason and chunk (a rerun stores nothing
+    new); ``channel`` is the rule's action channel, ``occurred_at`` the reference, ``data`` the
+    provenance (canonical JSON: no nulls) with the decisions as parallel lists of customer ids
+    and condition values (the action ids follow from them: see
+    :func:`radar.domain.catalogue.decision_action_id`).
     """
-    keys = ["rule_id", "status", "reason", "position"]
-    frame = decisions.select("action_id", "customer_id", "condition_values", *keys).join(
-        _event_parts(decisions, ruleset), on=keys, how="left", nulls_equal=True
-    )
+    keys = ["rule_id", "status", "reason"]
+    heads = _group_heads(chunks.select(keys).unique(maintain_order=True), ruleset, run_id, position)
+    events = chunks.join(heads, on=keys, how="left", nulls_equal=True, maintain_order="left")
+    digest = pl.concat_str(
+        pl.lit(run_id),
+        *(pl.col(k).cast(pl.String).fill_null("") for k in (*keys, "chunk")),
+        separator="|",
+    ).map_batches(_md5_hex, return_dtype=pl.String)
     data = pl.concat_str(
-        pl.lit('{"action_id":"'),
-        pl.col("action_id"),
-        pl.col("middle"),
-        pl.col("condition_values").fill_null("{}"),
-        pl.lit(f',"run_id":{json.dumps(run_id)}}}'),
+        "head",
+        "customer_ids",
+        pl.lit('],"condition_values":['),
+        "condition_values",
+        pl.lit("]}}"),
     )
-    return frame.select(
-        pl.col("action_id").alias("event_id"),
-        "type",
-        pl.col("customer_id").cast(pl.String),
+    return events.select(
+        (pl.lit("decided-") + digest).alias("event_id"),
+        pl.lit(DECIDED).alias("type"),
+        pl.lit(None, dtype=pl.String).alias("customer_id"),
         pl.lit(occurred_at).cast(pl.Datetime("us", "UTC")).alias("occurred_at"),
         pl.lit(SOURCE).alias("source"),
         "channel",
         pl.lit(None, dtype=pl.String).alias("direction"),
         data.alias("data"),
+        "size",
     )
 
 
-def decision_lines(
-    decisions: pl.DataFrame, ruleset: RuleSet, *, run_id: str, occurred_at: datetime
-) -> pl.Series:
-    """The decision events as public JSON envelopes (one per line), e.g. for export."""
-    frame = decision_frame(decisions, ruleset, run_id=run_id, occurred_at=occurred_at)
+def _md5_hex(texts: pl.Series) -> pl.Series:
+    """md5 hex digests of a (short) string column: one per event, not per decision."""
+    return pl.Series([hashlib.md5(t.encode()).hexdigest() for t in texts.to_list()])
+
+
+def decision_frame(
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    point: DecisionPoint,
+    *,
+    run_id: str,
+    history: pl.DataFrame | Literal["log"] | None = "log",
+) -> pl.DataFrame:
+    """The ``actions.decided`` events of ``ruleset`` at ``point`` as a typed envelope frame
+    (for :meth:`radar.ingest.pipeline.Ingestor.prepare_trusted`; nothing appended)."""
+    chunks = chunks_at(con, ruleset, point, history=history)
+    events = decided_events(
+        chunks, ruleset, run_id=run_id, position=point.position, occurred_at=point.reference
+    )
+    return events.drop("size")
+
+
+def decision_lines(frame: pl.DataFrame) -> pl.Series:
+    """The events of :func:`decision_frame` as public JSON envelopes (one per line)."""
     envelope = pl.struct(
         "event_id",
         "type",
@@ -503,25 +561,30 @@ def apply_rules(
     publication = publish(engine, ruleset, at=point.reference)
     timings["publish"] = time.perf_counter() - t
     t = time.perf_counter()
-    decisions = plan_at(con, ruleset, point)
+    chunks = chunks_at(con, ruleset, point)
     timings["plan"] = time.perf_counter() - t
     t = time.perf_counter()
     run_id = run_id_for(ruleset.hash, point.position)
-    events = decision_frame(decisions, ruleset, run_id=run_id, occurred_at=point.reference)
+    events = decided_events(
+        chunks, ruleset, run_id=run_id, position=point.position, occurred_at=point.reference
+    )
     timings["encode"] = time.perf_counter() - t
     t = time.perf_counter()
-    stored = append_trusted(engine.ingestor, events, batch_size or engine.settings.batch_size)
+    per_transaction = max(1, DECISIONS_PER_TRANSACTION // DECISIONS_PER_EVENT)
+    stored = append_trusted(engine.ingestor, events.drop("size"), batch_size or per_transaction)
     timings["append"] = time.perf_counter() - t
-    status = decisions["status"].cast(pl.String)
+    sizes = events["size"]
+    repeated = int(sizes.gather([line - 1 for line in stored.duplicate_lines]).sum())
+    by_rule = summarize(chunks, count="size")
     return ApplyResult(
         run_id=run_id,
         point=point,
         publication=publication,
-        by_rule=summarize(decisions),
-        planned=int((status == "planned").sum()),
-        suppressed=int((status == "suppressed").sum()),
-        held_out=int((status == "held_out").sum()),
-        appended=stored.accepted,
-        duplicates=stored.duplicates,
+        by_rule=by_rule,
+        planned=int(by_rule["planned"].sum()),
+        suppressed=int(by_rule["suppressed"].sum()),
+        held_out=int(by_rule["held_out"].sum()),
+        appended=int(sizes.sum()) - repeated,
+        duplicates=repeated,
         seconds={k: round(v, 3) for k, v in timings.items()},
     )

@@ -98,11 +98,6 @@ def holdout_bucket(rule_id: str, customer_id: str) -> int:
     return int(digest[:8], 16) % HOLDOUT_BUCKETS
 
 
-def action_id(ruleset_hash: str, rule_id: str, customer_id: str, position: int) -> str:
-    """The deterministic id of a decision (the planner computes the same in DuckDB)."""
-    return hashlib.md5(f"{ruleset_hash}|{rule_id}|{customer_id}|{position}".encode()).hexdigest()
-
-
 def _sql_string(text: str) -> str:
     """A SQL string literal, for catalogue column names only (never user input)."""
     return "'" + text.replace("'", "''") + "'"
@@ -299,15 +294,19 @@ def _pressure_sql(place: list[int]) -> tuple[str, str]:
     return ", ".join(masks), ", ".join(finals)
 
 
-def _branch_sql(rule: LoadedRule, i: int, code: str) -> str:
+def _branch_sql(rule: LoadedRule, i: int, code: str, keyed: bool) -> str:
     """The decisions of rule ``i``: one row per customer of ``decided`` whose ``code`` column
-    is not null, with the narrow columns of :func:`build_plan_sql`."""
+    is not null, with the narrow columns of :func:`build_plan_sql` (condition values as a JSON
+    object when ``keyed``, else as a JSON array in the order of the condition's columns)."""
     columns = rule.condition.columns
-    if columns:
+    if columns and keyed:
         pairs = ", ".join(f"{_sql_string(c)}, d.{quote_identifier(c)}" for c in columns)
         values = f"CAST(json_object({pairs}) AS VARCHAR)"
+    elif columns:
+        items = ", ".join(f"d.{quote_identifier(c)}" for c in columns)
+        values = f"CAST(json_array({items}) AS VARCHAR)"
     else:
-        values = "'{}'"
+        values = "'{}'" if keyed else "'[]'"
     return (
         f"SELECT CAST({i} AS INTEGER) AS rule_idx, d.{_CID} AS customer_id, "
         f"CAST(CASE d.{code} WHEN {_PLANNED} THEN 0 WHEN {_HOLDOUT} THEN 2 ELSE 1 END "
@@ -365,7 +364,7 @@ def build_plan_sql(
     reference: datetime,
     ruleset_hash: str,
     position: int,
-    ordered: bool = False,
+    keyed: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """The decision query and all its parameters.
 
@@ -375,8 +374,10 @@ def build_plan_sql(
     window, no sort), and one filtered scan per rule of that materialised per-customer result
     emits the decisions. The result is narrow: ``rule_idx`` (index into ``rules``),
     ``customer_id``, ``status_code`` (index into :data:`STATUSES`), ``reason_code`` (index into
-    :data:`REASONS`, null when planned), ``condition_values`` and ``action_id``. It assumes one
-    row per customer id (as the view's ``customers`` has).
+    :data:`REASONS`, null when planned), ``condition_values`` (JSON text: an object of the
+    condition's columns, or with ``keyed=False`` an array of their values in the order of
+    ``rule.condition.columns``) and ``action_id``. It assumes one row per customer id (as the
+    view's ``customers`` has).
     """
     params = _plan_params(
         rules,
@@ -402,7 +403,9 @@ def build_plan_sql(
         code = "__radar_d"
     else:
         decided, code = f"SELECT * EXCLUDE ({_RECENT}) FROM flags", "__radar_o"
-    branches = "\nUNION ALL\n".join(_branch_sql(r, i, f"{code}{i}") for i, r in enumerate(rules))
+    branches = "\nUNION ALL\n".join(
+        _branch_sql(r, i, f"{code}{i}", keyed) for i, r in enumerate(rules)
+    )
     sql = f"""
 WITH base AS (
     SELECT CAST(c.customer_id AS VARCHAR) AS {_CID}, * FROM {customers} AS c
@@ -416,9 +419,7 @@ decided AS MATERIALIZED (
 )
 SELECT * FROM (
 {branches}
-)
-{"ORDER BY rule_idx, customer_id" if ordered else ""}
-"""
+)"""
     return sql, params
 
 
@@ -481,12 +482,120 @@ def plan_actions(
     version, hashes, channel, campaign, offer, template) Categoricals, so that 5M decisions do
     not carry 5M copies of each: compare them with plain strings, or cast to ``pl.String``.
     """
-    if reference.tzinfo is None:
-        reference = reference.replace(tzinfo=UTC)
-    day = reference.astimezone(UTC).date()
-    rules = list(ruleset.active_on(day))
+    reference = _aware(reference)
+    with _plan_query(con, ruleset, reference, position, customers, action_history) as query:
+        if query is None:
+            return _empty_decisions([], ruleset.hash)
+        rules, sql, params = query
+        if ordered:
+            sql += "\nORDER BY rule_idx, customer_id"
+        table = con.sql(sql, params=params).to_arrow_table()
+    narrow = pl.from_arrow(table)
+    assert isinstance(narrow, pl.DataFrame)
+    return _finish(narrow, rules, ruleset.hash, position, reference)
+
+
+#: The columns of the chunk frame of :func:`plan_chunks`, in order.
+CHUNK_COLUMNS = (
+    "rule_id",
+    "status",
+    "reason",
+    "chunk",
+    "size",
+    "customer_ids",
+    "condition_values",
+)
+
+
+def plan_chunks(
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    *,
+    reference: datetime,
+    position: int,
+    per_chunk: int,
+    customers: Relation = "customers",
+    action_history: Relation | None = "action_history",
+) -> pl.DataFrame:
+    """The decisions of :func:`plan_actions` in *chunks* of about ``per_chunk`` decisions of
+    one rule, status and reason (:data:`CHUNK_COLUMNS`): a few hundred rows for millions of
+    decisions, each holding its decisions as JSON text.
+
+    A (rule, status, reason) with ``n`` decisions has ``ceil(n / per_chunk)`` chunks; a
+    decision's chunk is its action id's first 60 bits modulo that number (so the same
+    decisions always make the same chunks), and a chunk lists its decisions in that order.
+    ``size`` is the chunk's number of decisions, ``customer_ids`` the customer ids as JSON
+    strings and ``condition_values`` the values of the rule's condition columns as JSON arrays
+    (in the order of ``rule.condition.columns``), each joined with commas (the inside of a
+    JSON array).
+    Rows are ordered by rule (rule-set order), status, reason (planned first) and chunk.
+    """
+    reference = _aware(reference)
+    with _plan_query(
+        con, ruleset, reference, position, customers, action_history, keyed=False
+    ) as query:
+        if query is None:
+            return pl.DataFrame(schema=dict.fromkeys(CHUNK_COLUMNS, pl.String)).cast(
+                {"chunk": pl.Int64, "size": pl.Int64}
+            )
+        rules, sql, params = query
+        table = con.sql(sql, params=params).to_arrow_table()
+    narrow = pl.from_arrow(table)
+    assert isinstance(narrow, pl.DataFrame)
+    return _chunks(narrow, rules, per_chunk)
+
+
+def _chunks(narrow: pl.DataFrame, rules: list[LoadedRule], per_chunk: int) -> pl.DataFrame:
+    """The chunk frame of :func:`plan_chunks` from the narrow decision rows (polars: one
+    group-by, no row loop)."""
+    keys = ["rule_idx", "status_code", "reason_code"]
+    order = pl.col("action_id").str.slice(0, 15).str.to_integer(base=16)  # 60 bits of md5
+    chunks = (pl.len().over(keys) + per_chunk - 1) // per_chunk
+    customer = pl.struct(pl.col("customer_id").alias("c")).struct.json_encode().str.slice(5)
+    grouped = (
+        narrow.with_columns(order.alias("order"))
+        .with_columns((pl.col("order") % chunks).alias("chunk"))
+        .group_by([*keys, "chunk"])
+        .agg(
+            customer.str.head(-1).sort_by("order").str.join(",").alias("customer_ids"),
+            pl.col("condition_values").sort_by("order").str.join(",").alias("condition_values"),
+            pl.len().alias("size"),
+        )
+        .sort([*keys, "chunk"], nulls_last=False)
+    )
+    ids = pl.Series([r.id for r in rules], dtype=pl.String)
+    return grouped.select(
+        pl.lit(ids).gather(pl.col("rule_idx")).alias("rule_id"),
+        pl.lit(pl.Series(STATUSES)).gather(pl.col("status_code")).alias("status"),
+        pl.lit(pl.Series(REASONS)).gather(pl.col("reason_code")).alias("reason"),
+        pl.col("chunk").cast(pl.Int64),
+        pl.col("size").cast(pl.Int64),
+        "customer_ids",
+        "condition_values",
+    )
+
+
+def _aware(reference: datetime) -> datetime:
+    return reference.replace(tzinfo=UTC) if reference.tzinfo is None else reference
+
+
+@contextmanager
+def _plan_query(
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    reference: datetime,
+    position: int,
+    customers: Relation,
+    action_history: Relation | None,
+    *,
+    keyed: bool = True,
+) -> Iterator[tuple[list[LoadedRule], str, dict[str, Any]] | None]:
+    """The narrow decision query of the rules active on the reference day, its parameters and
+    those rules, with its inputs registered in ``con`` for the block (None: no active rule)."""
+    rules = list(ruleset.active_on(reference.astimezone(UTC).date()))
     if not rules:
-        return _empty_decisions(rules, ruleset.hash)
+        yield None
+        return
     with (
         _registered(con, customers, "customers") as customers_sql,
         _registered(con, _rules_frame(rules), "rules") as rules_sql,
@@ -503,12 +612,9 @@ def plan_actions(
             reference=reference,
             ruleset_hash=ruleset.hash,
             position=position,
-            ordered=ordered,
+            keyed=keyed,
         )
-        table = con.sql(sql, params=params).to_arrow_table()
-    narrow = pl.from_arrow(table)
-    assert isinstance(narrow, pl.DataFrame)
-    return _finish(narrow, rules, ruleset.hash, position, reference)
+        yield rules, sql, params
 
 
 @contextmanager

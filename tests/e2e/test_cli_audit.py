@@ -175,6 +175,40 @@ def test_forget_leaves_no_personal_data_in_any_file_radar_wrote(tmp_path: Path) 
     assert radar("verify", cwd=tmp_path).returncode == 0
 
 
+RULES = """
+rules:
+  - id: thank-buyers
+    description: Thank every customer who bought by e-mail
+    owner: auditors
+    when: purchases >= 1
+    action: {channel: email, campaign_id: THANKS-1}
+"""
+
+
+@pytest.mark.slow
+def test_history_explain_and_verify_cover_the_decisions_of_applied_rules(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "buyers.yaml").write_text(RULES, encoding="utf-8")
+    applied = _json(radar("rules", "apply", "--format", "json", cwd=tmp_path))
+    assert (applied["planned"], applied["suppressed"]) == (1, 1)  # C-2 gave no consent
+    h = _json(radar("history", "C-1", "--type", "action.planned", "--format", "json", cwd=tmp_path))
+    old, new = h["events"]  # the hand-written action, then the rule's decision
+    assert old["data"]["action_id"] == "A-1"
+    assert new["event_id"] == new["data"]["action_id"]
+    assert (new["stream"], new["source"], new["channel"]) == (
+        "radar/actions.decided",
+        "radar.rules",
+        "email",
+    )
+    assert (new["data"]["rule_id"], new["data"]["campaign_id"]) == ("thank-buyers", "THANKS-1")
+    x = _json(radar("explain", new["event_id"], "--format", "json", cwd=tmp_path))
+    assert x["consistent"] and x["action"]["customer_id"] == "C-1"
+    doc = _json(radar("export", "C-2", cwd=tmp_path))
+    assert [a["type"] for a in doc["actions"]] == ["action.suppressed"]
+    assert radar("verify", cwd=tmp_path).returncode == 0
+
+
 BAD_INPUT = [
     (("history", "C-404"), "unknown customer 'C-404'"),
     (("view", "C-404"), "unknown customer 'C-404'"),

@@ -43,13 +43,48 @@ def _history(n: int) -> list[dict[str, object]]:
                     "data": {"channel": "email", "granted": bool(i % 2)},
                 }
             )
+        elif i % 97 == 0:
+            events.append(_decided(i))
         else:
             events.append(purchase(i, c, amount=float(i % 50 + 1)))
     return events
 
 
+def _decided(i: int, width: int = 3) -> dict[str, object]:
+    """An ``actions.decided`` event of ``width`` decisions (customers of the history)."""
+    decision, reason = [("planned", None), ("suppressed", "consent"), ("held_out", "holdout")][
+        i % 3
+    ]
+    data = {
+        "decision": decision,
+        "rule_id": f"rule-{i % 2}",
+        "rule_version": "v1",
+        "rule_hash": "h1",
+        "ruleset_hash": "s1",
+        "view_position": i,
+        "priority": 1,
+        **({"reason": reason} if reason else {}),
+        "run_id": f"run-{i}",
+        "condition_columns": ["clv", "segment"],
+        "decisions": {
+            "customer_id": [f"C-{(i + k) % 37}-{k}" for k in range(width)],
+            "condition_values": [[float(k), None if k else "seg-1"] for k in range(width)],
+        },
+    }
+    return {
+        "event_id": f"d{i}",
+        "type": "actions.decided",
+        "occurred_at": f"2026-03-{1 + i % 28:02d}T10:00:00Z",
+        "source": "radar.rules",
+        "channel": "email",
+        "data": data,
+    }
+
+
 def _snapshot(e: Engine) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    events = e.view.execute("SELECT * EXCLUDE (recorded_at) FROM events ORDER BY position")
+    events = e.view.execute(
+        "SELECT * EXCLUDE (recorded_at) FROM events ORDER BY position, event_id"
+    )
     customers = e.view.execute("SELECT * FROM customers ORDER BY customer_id")
     return events.fetchall(), customers.fetchall()
 
@@ -99,7 +134,8 @@ def test_incremental_catch_up_in_many_small_batches_equals_a_rebuild(
     for k in range(0, 2000, 250):
         engine.ingest_file(write_jsonl(tmp_path / f"p{k}.jsonl", history[k : k + 250]))
         engine.project()
-    assert engine.view.execute("SELECT count(*) FROM events").fetchall()[0][0] == 2000
+    counts = "SELECT count(DISTINCT position), count(*) FILTER (WHERE type LIKE 'action.%') "
+    assert engine.view.execute(counts + "FROM events").fetchall()[0] == (2000, 3 * 14)
     assert _snapshot(engine) == _rebuilt(tmp_path, engine)
 
 
@@ -205,3 +241,23 @@ def test_the_customer_view_counts_what_happened(engine: Engine, tmp_path: Path) 
         "FROM customers WHERE customer_id = 'C-1'"
     ).fetchall()[0]
     assert row == (2, 40.0, 20.0, 1, 1, False)
+
+
+@pytest.mark.parametrize("per_statement", [100_000, 4])
+def test_a_batch_with_more_decisions_than_the_incremental_limit_is_applied_as_a_backlog(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_statement: int
+) -> None:
+    """Also with the decisions given their rows a few at a time (``per_statement``)."""
+    monkeypatch.setattr(projector, "DECISIONS_PER_STATEMENT", per_statement)
+    engine.ingest_file(write_jsonl(tmp_path / "a.jsonl", _history(600)))
+    engine.project()
+    decided = [_decided(i, width=50) for i in (1, 2, 3)]  # 3 events, 150 decisions
+    engine.ingest_file(write_jsonl(tmp_path / "b.jsonl", decided))
+    engine.projector.incremental_limit = 100
+    result = engine.projector.catch_up()
+    assert (result.events, result.recomputed_all) == (3, True)
+    assert _snapshot(engine) == _rebuilt(tmp_path, engine)
+    rows = "SELECT count(*) FROM events WHERE type LIKE 'action.%' AND position > 600"
+    assert engine.view.execute(rows).fetchall()[0][0] == 150
+    emptied = "SELECT count(*) FROM events WHERE type = 'actions.decided' AND decisions IS NULL"
+    assert engine.view.execute(emptied).fetchall()[0][0] == 5 + 3  # lists emptied once expanded

@@ -146,3 +146,34 @@ def responded(customer: str, action_id: str, day: float) -> dict[str, Any]:
         "channel": "email",
         "data": {"campaign_id": "cmp-winback", "response": "clicked", "action_id": action_id},
     }
+
+
+#: A rule set for the audit tests: customers who bought are mailed (a quarter held out), everyone
+#: is mailed by a second rule; customers without e-mail consent are suppressed by both.
+RULES = """
+rules:
+  - id: buyers-mail
+    description: Mail customers who bought
+    owner: audit
+    when: purchases >= 1
+    action: {channel: email, campaign_id: BUY-1, offer: ten-off, priority: 50}
+    holdout: 25
+  - id: everyone-mail
+    description: Mail everybody
+    owner: audit
+    when: purchases >= 0
+    action: {channel: email, campaign_id: ALL-1, priority: 10}
+"""
+
+
+def shoppers(customers: int = 12) -> list[dict[str, Any]]:
+    """``customers`` customers C-0… who each bought ``i % 3`` times; the even ones granted
+    e-mail consent (the odd ones never stated it)."""
+    events: list[dict[str, Any]] = []
+    for i in range(customers):
+        cid = f"C-{i}"
+        events.append(registered(cid, name=f"Customer {i}", email=f"c{i}@example.org"))
+        if i % 2 == 0:
+            events.append(consent(cid, "email", True, 1))
+        events += [buy(cid, n, 2 + n) for n in range(i % 3)]
+    return events

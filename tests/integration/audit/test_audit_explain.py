@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from audit_factories import (
+    RULES,
     action,
     analysis,
     buy,
@@ -16,11 +17,14 @@ from audit_factories import (
     ruleset,
     score,
     segment,
+    shoppers,
 )
 
 from radar.audit.explain import explain_action
 from radar.domain.errors import NotFound
 from radar.engine import Engine
+from radar.rules.apply import apply_rules
+from radar.rules.loader import load_rule_text
 
 
 def _append(engine: Engine, events: list[dict[str, Any]]) -> int:
@@ -133,3 +137,23 @@ def test_conditions_are_reconstructed_from_the_view_the_rule_read(engine: Engine
         ("purchases", 1),
     ]
     assert x.consistent, [c for c in x.checks if not c.ok]
+
+
+def test_every_decision_of_an_applied_rule_set_is_explained_consistently(engine: Engine) -> None:
+    _append(engine, shoppers())
+    ruleset = load_rule_text(RULES)
+    result = apply_rules(engine, ruleset)
+    engine.project()
+    ids = [
+        i
+        for (i,) in engine.view.execute(
+            "SELECT action_id FROM events WHERE type LIKE 'action.%' ORDER BY action_id"
+        ).fetchall()
+    ]
+    assert len(ids) == result.planned + result.suppressed + result.held_out
+    for action_id in ids:
+        x = explain_action(engine, action_id)
+        assert x.consistent, (action_id, [c.to_dict() for c in x.checks])
+        assert x.action["run_id"] == result.run_id
+        assert x.rule["entry"]["hash"] == ruleset.get(x.action["rule_id"]).hash
+        assert x.conditions and all(c["matches"] for c in x.conditions)

@@ -6,11 +6,24 @@ import json
 from pathlib import Path
 
 import pytest
-from audit_factories import EMAIL, NAME, action, buy, consent, registered, score, segment
+from audit_factories import (
+    EMAIL,
+    NAME,
+    RULES,
+    action,
+    buy,
+    consent,
+    registered,
+    score,
+    segment,
+    shoppers,
+)
 
 from radar.audit.export import export_customer, recorded_exports, write_export
 from radar.domain.errors import NotFound
 from radar.engine import Engine
+from radar.rules.apply import apply_rules
+from radar.rules.loader import load_rule_text
 
 
 def _customer(engine: Engine) -> None:
@@ -62,3 +75,19 @@ def test_exporting_an_unknown_customer_is_not_found(engine: Engine) -> None:
     _customer(engine)
     with pytest.raises(NotFound):
         export_customer(engine, "C-404")
+
+
+def test_the_export_holds_the_decisions_of_applied_rules_about_the_customer(
+    engine: Engine,
+) -> None:
+    assert {r.status for r in engine.append(shoppers())} == {"accepted"}
+    apply_rules(engine, load_rule_text(RULES))
+    doc = export_customer(engine, "C-2")
+    planned = engine.view.execute(
+        "SELECT type, action_id, rule_id FROM events "
+        "WHERE customer_id = 'C-2' AND type LIKE 'action.%' ORDER BY position"
+    ).fetchall()
+    assert len(planned) == 2
+    assert [(a["type"], a["event_id"], a["data"]["rule_id"]) for a in doc["actions"]] == planned
+    assert [e for e in doc["history"] if e["type"].startswith("action.")] == doc["actions"]
+    assert doc["view"]["actions_planned"] == sum(t == "action.planned" for t, *_ in planned)

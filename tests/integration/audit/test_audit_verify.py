@@ -6,11 +6,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from audit_factories import action, buy, consent, registered
+import pytest
+from audit_factories import RULES, action, buy, consent, registered, shoppers
 
 from radar.audit.consent import consent_violations
 from radar.audit.replay import replay_check, verify_radar
 from radar.engine import Engine
+from radar.rules.apply import apply_rules
+from radar.rules.loader import load_rule_text
 
 
 def _append(engine: Engine, events: list[dict[str, Any]]) -> None:
@@ -185,3 +188,71 @@ def test_an_anchor_recorded_outside_radar_is_checked(engine: Engine) -> None:
     assert verify_radar(engine, anchor=head).ok
     wrong = verify_radar(engine, anchor="00" * 32)
     assert [f.kind for f in wrong.chain.findings] == ["anchor_mismatch"]
+
+
+def _decided(engine: Engine) -> Engine:
+    """:func:`shoppers` appended, :data:`RULES` applied and the view caught up."""
+    _append(engine, shoppers())
+    apply_rules(engine, load_rule_text(RULES))
+    engine.project()
+    return engine
+
+
+def test_a_view_with_the_rules_decisions_replays_clean(engine: Engine) -> None:
+    _decided(engine)
+    report = verify_radar(engine)
+    assert report.ok, report.to_dict()
+    events = report.replay.tables[0]
+    decisions = engine.view.execute(
+        "SELECT count(*) FROM events WHERE type LIKE 'action.%'"
+    ).fetchall()[0][0]
+    assert decisions > 0
+    assert events.live_rows == events.replay_rows == engine.store.count() + decisions
+    assert report.consent.checked > 0
+
+
+def _first_planned(engine: Engine) -> tuple[int, str, str]:
+    """Position, action id and customer of the view's first planned decision (by id)."""
+    position, action_id, customer = engine.view.execute(
+        "SELECT position, event_id, customer_id FROM events WHERE type = 'action.planned' "
+        "ORDER BY event_id LIMIT 1"
+    ).fetchall()[0]
+    return int(position), str(action_id), str(customer)
+
+
+TAMPERINGS = {
+    "changed": "UPDATE events SET condition_values = '{\"purchases\": 99}' WHERE event_id = $id",
+    "deleted": "DELETE FROM events WHERE event_id = $id",
+    "stored twice": "INSERT INTO events SELECT * FROM events WHERE event_id = $id",
+    "given another id": "UPDATE events SET event_id = 'forged', action_id = 'forged' "
+    "WHERE event_id = $id",
+}
+
+
+@pytest.mark.parametrize("tampering", list(TAMPERINGS))
+def test_a_tampered_decision_row_of_the_view_is_found_by_the_replay(
+    engine: Engine, tampering: str
+) -> None:
+    position, action_id, _ = _first_planned(_decided(engine))
+    engine.view.execute(TAMPERINGS[tampering], {"id": action_id})
+    report = replay_check(engine)
+    assert not report.ok
+    events, customers, position_table = report.tables
+    assert (events.missing, events.extra, events.changed) == (0, 0, 1)
+    assert [k["key"] for k in events.keys] == [position]
+    assert customers.ok and position_table.ok  # the live customers still match the log
+
+
+def test_the_customers_are_recomputed_from_the_logs_decisions_not_the_altered_ones(
+    engine: Engine,
+) -> None:
+    _, action_id, customer = _first_planned(_decided(engine))
+    # a view altered consistently: the decision gone, and the customer's count with it
+    engine.view.execute("DELETE FROM events WHERE event_id = $id", {"id": action_id})
+    engine.view.execute(
+        "UPDATE customers SET actions_planned = actions_planned - 1 WHERE customer_id = $c",
+        {"c": customer},
+    )
+    events, customers, _ = replay_check(engine).tables
+    assert (events.changed, events.live_rows + 1) == (1, events.replay_rows)
+    assert [(k["key"], k["columns"]) for k in customers.keys] == [(customer, ["actions_planned"])]

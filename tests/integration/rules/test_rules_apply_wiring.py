@@ -13,6 +13,7 @@ from rules_wiring_data import RULES, START, consent, history, purchase, register
 
 from radar.engine import Engine, build_engine
 from radar.ingest.pipeline import Prepared
+from radar.rules import apply as apply_module
 from radar.rules.apply import apply_rules, decision_point, load_rules
 from radar.rules.loader import load_rule_text
 
@@ -87,13 +88,14 @@ def test_a_crashed_apply_resumes_without_duplicates_and_decides_as_an_uninterrup
             raise RuntimeError("power cut")
         return real_commit(prepared)
 
-    monkeypatch.setattr(ingestor, "commit", crash_on_third)
-    with pytest.raises(RuntimeError, match="power cut"):
-        apply_rules(loaded, ruleset, batch_size=7)
-    monkeypatch.undo()
+    monkeypatch.setattr(apply_module, "DECISIONS_PER_EVENT", 4)  # several events per rule
+    with monkeypatch.context() as power:
+        power.setattr(ingestor, "commit", crash_on_third)
+        with pytest.raises(RuntimeError, match="power cut"):
+            apply_rules(loaded, ruleset, batch_size=2)
     partial = len(decisions(loaded))
     assert 0 < partial < 60
-    resumed = apply_rules(loaded, ruleset, batch_size=7)
+    resumed = apply_rules(loaded, ruleset, batch_size=2)
     assert resumed.duplicates == partial
     stored = decisions(loaded)
     assert len({d["event_id"] for d in stored}) == len(stored)

@@ -1,5 +1,5 @@
-"""Decision events go through the trusted (typed-frame) path; they must be exactly what the
-validating path would store for the same public envelopes."""
+"""Decision events (``actions.decided``) go through the trusted (typed-frame) path; they must be
+exactly what the validating path would store for the same public envelopes."""
 
 from __future__ import annotations
 
@@ -37,19 +37,28 @@ def test_trusted_decision_events_equal_validated_ones(loaded: Engine, tmp_path: 
     ruleset = load_rules(write_rules(tmp_path / "rules", RULES))
     point = decision_point(loaded.view)
     decisions = plan_at(loaded.view, ruleset, point, history=None)
-    lines = decision_lines(decisions, ruleset, run_id="r", occurred_at=point.reference)
+    frame = decision_frame(loaded.view, ruleset, point, run_id="r", history=None)
+    lines = decision_lines(frame)
     for line in lines.to_list():  # every public envelope fits the catalogue
         parse_event(json.loads(line))
-    frame = decision_frame(decisions, ruleset, run_id="r", occurred_at=point.reference)
     with (
         build_engine(data_dir=tmp_path / "a") as trusted,
         build_engine(data_dir=tmp_path / "b") as checked,
     ):
         trusted.ingestor.commit(trusted.ingestor.prepare_trusted(frame))
         checked.ingestor.ingest_raw(raw_table(enumerate(lines.to_list(), 1)))
-        kinds = ("action.planned", "action.suppressed", "action.held_out")
+        kinds = ("actions.decided",)
         assert _states(trusted, kinds) == _states(checked, kinds)
-        assert len(_states(trusted, kinds)) == decisions.height
+        stored = _states(trusted, kinds).values()
+        assert sum(len(s["data"]["decisions"]["customer_id"]) for s in stored) == decisions.height
+        rows = (
+            "SELECT * EXCLUDE (recorded_at) FROM events WHERE type LIKE 'action.%' "
+            "ORDER BY event_id"
+        )
+        trusted.project()
+        checked.project()
+        assert trusted.view.sql(rows).fetchall() == checked.view.sql(rows).fetchall()
+        assert len(trusted.view.sql(rows).fetchall()) == decisions.height
 
 
 def test_the_trusted_path_refuses_operational_types_and_broken_envelopes(engine: Engine) -> None:

@@ -11,8 +11,9 @@ import duckdb
 import polars as pl
 import pytest
 
+from radar.domain.catalogue import decision_action_id as action_id
 from radar.rules.loader import RuleSet, load_rule_text
-from radar.rules.planner import PlannerInputError, action_id, holdout_bucket, plan_actions
+from radar.rules.planner import PlannerInputError, holdout_bucket, plan_actions
 
 REF = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MakeCustomers = Callable[[Mapping[str, Any]], None]  # the make_customers fixture (conftest)

@@ -20,10 +20,11 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from radar.domain.catalogue import decision_action_id as action_id
 from radar.domain.envelope import ENVELOPE_FIELDS
-from radar.rules.apply import decision_frame
+from radar.rules.apply import decided_events
 from radar.rules.loader import LoadedRule, RuleSet, load_rule_text
-from radar.rules.planner import action_id, holdout_bucket, plan_actions
+from radar.rules.planner import holdout_bucket, plan_actions, plan_chunks
 
 MakeCustomers = Callable[[Mapping[str, Any]], None]  # the make_customers fixture (conftest)
 REF = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -274,30 +275,49 @@ def test_decision_events_carry_the_documented_payload(
         }
     )
     decisions, _ = planned(con, ruleset, None)
-    events = decision_frame(decisions, ruleset, run_id='run "1"', occurred_at=REF)
+    chunks = plan_chunks(
+        con, ruleset, reference=REF, position=POSITION, per_chunk=2, action_history=None
+    )
+    assert chunks["size"].max() == 2 < chunks["size"].sum()  # chunked
+    events = decided_events(
+        chunks, ruleset, run_id='run "1"', position=POSITION, occurred_at=REF
+    ).drop("size")
     assert events.columns == list(ENVELOPE_FIELDS)
     by_id = {r.id: r for r in ruleset.rules}
-    for d, e in zip(decisions.cast(pl.String).to_dicts(), events.to_dicts(), strict=True):
-        r = by_id[d["rule_id"]]
+    expected_decisions = {
+        (d["action_id"], d["customer_id"], d["rule_id"], d["status"], d["reason"]): json.loads(
+            d["condition_values"]
+        )
+        for d in decisions.cast(pl.String).to_dicts()
+    }
+    found: dict[tuple[str | None, ...], Any] = {}
+    for e in events.to_dicts():
+        data = json.loads(e["data"])
+        lists = data.pop("decisions")
+        r = by_id[data["rule_id"]]
         expected = {
-            "action_id": d["action_id"],
             "rule_id": r.id,
             "rule_version": r.version,
             "rule_hash": r.hash,
             "ruleset_hash": ruleset.hash,
+            "view_position": POSITION,
             "campaign_id": r.rule.action.campaign_id,
             "priority": r.rule.action.priority,
-            "view_position": POSITION,
-            **({"reason": d["reason"]} if d["reason"] else {}),
-            "condition_values": json.loads(d["condition_values"]),
+            **({"reason": data["reason"]} if "reason" in data else {}),
+            "decision": data["decision"],
             "run_id": 'run "1"',
+            "condition_columns": list(r.condition.columns),
         }
-        data = json.loads(e["data"])
         assert (data, list(data)) == (expected, list(expected))
-        assert e["type"] == f"action.{d['status']}"
-        assert (e["event_id"], e["customer_id"], e["channel"]) == (
-            d["action_id"],
-            d["customer_id"],
-            r.rule.action.channel,
-        )
+        ids = [action_id(ruleset.hash, r.id, c, POSITION) for c in lists["customer_id"]]
+        assert ids == sorted(ids)  # action id order
+        for cid, values in zip(lists["customer_id"], lists["condition_values"], strict=True):
+            aid = action_id(ruleset.hash, r.id, cid, POSITION)
+            named = dict(zip(data["condition_columns"], values, strict=True))
+            found[(aid, cid, r.id, data["decision"], data.get("reason"))] = named
+        assert e["type"] == "actions.decided"
+        assert e["event_id"].startswith("decided-")
+        assert (e["customer_id"], e["channel"]) == (None, r.rule.action.channel)
         assert (e["source"], e["direction"], e["occurred_at"]) == ("radar.rules", None, REF)
+    assert found == expected_decisions  # each decision once, with its own condition values
+    assert 'd"q' in {key[1] for key in found}  # an id that needs escaping survives
