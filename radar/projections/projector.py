@@ -395,7 +395,8 @@ class Projector:
             else:
                 touched = "customer_id IN (SELECT customer_id FROM radar_dirty)"
                 con.execute(f"DELETE FROM customers WHERE {touched}")
-                con.execute(f"INSERT INTO customers {customer_rows_sql(where=touched)}")
+                dirty = int(con.execute("SELECT count(*) FROM radar_dirty").fetchall()[0][0])
+                self._insert_customers(dirty, touched)
             if fault:
                 fault("inside_recompute")
             con.execute("DELETE FROM radar_dirty")
@@ -408,13 +409,18 @@ class Projector:
         customers at a time, so the memory of the aggregation stays bounded however many
         customers there are. The partitions are as large as that allows: each one scans all
         of ``events`` again."""
-        con = self.con
         sql = "SELECT approx_count_distinct(customer_id) FROM events"
-        customers = int(con.execute(sql).fetchall()[0][0])
+        self._insert_customers(int(self.con.execute(sql).fetchall()[0][0]))
+
+    def _insert_customers(self, customers: int, where: str = "TRUE") -> None:
+        """Insert the rows of the (about ``customers``) customers matching ``where``, one hash
+        partition of them at a time when they are many (bounded aggregation memory)."""
         parts = max(1, customers // CUSTOMERS_PER_PARTITION)
         for k in range(parts):
-            where = f"hash(customer_id) % {parts} = {k}" if parts > 1 else "TRUE"
-            con.execute(f"INSERT INTO customers {customer_rows_sql(where=where)}")
+            part = f"hash(customer_id) % {parts} = {k}" if parts > 1 else "TRUE"
+            self.con.execute(
+                f"INSERT INTO customers {customer_rows_sql(where=f'({where}) AND {part}')}"
+            )
 
     def rebuild(self, *, fault: Fault | None = None) -> CatchUp:
         """Replace the view by a replay of the whole log, in ONE transaction.

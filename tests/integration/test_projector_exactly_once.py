@@ -247,8 +247,10 @@ def test_the_customer_view_counts_what_happened(engine: Engine, tmp_path: Path) 
 def test_a_batch_with_more_decisions_than_the_incremental_limit_is_applied_as_a_backlog(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_statement: int
 ) -> None:
-    """Also with the decisions given their rows a few at a time (``per_statement``)."""
+    """Also with the decisions given their rows a few at a time (``per_statement``), and the
+    customers they touch recomputed a few at a time (one hash partition after another)."""
     monkeypatch.setattr(projector, "DECISIONS_PER_STATEMENT", per_statement)
+    monkeypatch.setattr(projector, "CUSTOMERS_PER_PARTITION", 10 if per_statement < 10 else 10**5)
     engine.ingest_file(write_jsonl(tmp_path / "a.jsonl", _history(600)))
     engine.project()
     decided = [_decided(i, width=50) for i in (1, 2, 3)]  # 3 events, 150 decisions
