@@ -358,3 +358,59 @@ def test_a_failed_append_stores_nothing_of_its_batch(
     for customer in ("C-0", "C-1", "C-2", "C-3"):
         versions = store.read_stream(customer).column("stream_version").to_pylist()
         assert versions == list(range(1, len(versions) + 1))
+
+
+def test_decisions_recorded_many_at_a_time_project_to_one_row_each(
+    store: EventStore, ingestor: Ingestor
+) -> None:
+    """An ``actions.decided`` event of 2,000 decisions (a large state) round-trips through the
+    store, and the projector gives each decision the row of its own ``action.*`` event."""
+    from radar.domain.catalogue import decision_action_id
+    from radar.projections.projector import Projector, connect_view
+
+    customers = [f"C-{k:05d}" for k in range(2000)]
+    decided = {
+        "event_id": "decided-1",
+        "type": "actions.decided",
+        "occurred_at": "2026-03-01T10:00:00Z",
+        "source": "radar.rules",
+        "channel": "email",
+        "data": {
+            "rule_id": "winback",
+            "rule_version": "v1",
+            "rule_hash": "h",
+            "ruleset_hash": "s",
+            "view_position": 7,
+            "reason": "consent",
+            "decision": "suppressed",
+            "run_id": "run-1",
+            "condition_columns": ["clv"],
+            "decisions": {
+                "customer_id": customers,
+                "condition_values": [[float(k)] for k in range(2000)],
+            },
+        },
+    }
+    assert ingest(ingestor, [purchase(1, "C-00001"), decided]).accepted == 2
+    view = connect_view(None)
+    Projector(store, view).catch_up()
+    rows = view.execute(
+        "SELECT event_id, customer_id, type, direction, rule_id, reason, "
+        "CAST(condition_values AS VARCHAR) FROM events WHERE type LIKE 'action.%' "
+        "ORDER BY customer_id"
+    ).fetchall()
+    assert rows == [
+        (
+            decision_action_id("s", "winback", c, 7),
+            c,
+            "action.suppressed",
+            "outbound",
+            "winback",
+            "consent",
+            json.dumps({"clv": float(k)}, separators=(",", ":")),
+        )
+        for k, c in enumerate(customers)
+    ]
+    purchases = view.execute("SELECT count(*) FROM customers WHERE purchases = 1").fetchone()
+    assert purchases == (1,)
+    view.close()
