@@ -55,6 +55,7 @@ from radar.domain.errors import RadarError
 from radar.engine import Engine
 from radar.ingest.pipeline import BatchResult, Ingestor, append_radar_lines, append_trusted
 from radar.projections.customers import customer_rows_sql, radar_sql
+from radar.projections.decode import DECIDED
 from radar.rules.loader import RuleSet, load_ruleset
 from radar.rules.planner import REASONS, plan_actions, plan_chunks
 
@@ -65,10 +66,8 @@ ACTION_TYPES: dict[str, str] = {
     "suppressed": "action.suppressed",
     "held_out": "action.held_out",
 }
-#: The event type that records a rule's decisions, many customers at a time (the view gives each
-#: decision its own row, of the type in :data:`ACTION_TYPES`).
-DECIDED = "actions.decided"
-#: radar's own rule events: they never move the decision point.
+#: radar's own rule events: they never move the decision point (:data:`DECIDED` records a rule's
+#: decisions many customers at a time; the view gives each its own row of an ``ACTION_TYPES`` type).
 RULE_EVENT_TYPES: tuple[str, ...] = ("ruleset.published", DECIDED, *ACTION_TYPES.values())
 
 _RULE_TYPES_SQL = "(" + ", ".join(f"'{t}'" for t in RULE_EVENT_TYPES) + ")"
