@@ -22,6 +22,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -164,6 +165,7 @@ def main() -> None:
     parser.add_argument("--batch-clients", type=int, default=3)
     parser.add_argument("--singles", type=int, default=3000)
     parser.add_argument("--single-clients", type=int, default=16)
+    parser.add_argument("--keep", action="store_true", help="keep the data folder and server log")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="radar-bench-service-")) / "data"
@@ -255,7 +257,11 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=60)
         log.close()
-    _check_stored(folder, 1000 + args.batches * 1000 + args.singles + LIVE_EVENTS)
+    try:
+        _check_stored(folder, 1000 + args.batches * 1000 + args.singles + LIVE_EVENTS)
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder.parent, ignore_errors=True)
 
 
 def _check_stored(folder: Path, expected: int) -> None:
