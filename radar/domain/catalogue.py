@@ -326,7 +326,7 @@ class ActionsDecided(DecisionProvenance):
     """A rule's decisions of one run with one outcome (and reason), many customers at once.
 
     radar's rules append decisions at this grain (one event per rule, outcome and chunk of
-    customers) so that a run over millions of customers is a few hundred events; the projection
+    customers) so that a run over millions of customers is a few thousand events; the projection
     gives every decision its own row in the view, exactly as an ``action.planned``,
     ``action.suppressed`` or ``action.held_out`` event of that decision would (``decision``
     names which). A decision's action id (its event id in the view) is not stored: it is

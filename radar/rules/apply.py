@@ -26,7 +26,7 @@ bulk ingestor. The projection gives every decision its own row in the view, as a
 ``action.planned``, ``action.suppressed`` or ``action.held_out`` with the action id as its event
 id, so everything downstream (the action queue, explain, effect, the customers' contact counts)
 reads one row per decision. Recording 5M decisions as 5M events would take the store a minute;
-as ≈ 600 events it takes seconds (``bench/bench_rules_apply.py``).
+as ≈ 5,000 events it takes about a second (``bench/bench_rules_apply.py``).
 
 A run that crashed half-way is resumed by applying again: the events already stored are
 duplicates (their ids are digests of the run and the chunk, and a decision's chunk is a digest of

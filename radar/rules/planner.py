@@ -518,7 +518,7 @@ def plan_chunks(
     action_history: Relation | None = "action_history",
 ) -> pl.DataFrame:
     """The decisions of :func:`plan_actions` in *chunks* of about ``per_chunk`` decisions of
-    one rule, status and reason (:data:`CHUNK_COLUMNS`): a few hundred rows for millions of
+    one rule, status and reason (:data:`CHUNK_COLUMNS`): a few thousand rows for millions of
     decisions, each holding its decisions as JSON text.
 
     A (rule, status, reason) with ``n`` decisions has ``ceil(n / per_chunk)`` chunks; a
