@@ -414,10 +414,10 @@ def customer_decisions(decided: pa.Table, customer_id: str) -> Iterator[HistoryE
         state = json.loads(raw)
         data = unwrap(state["data"]) if _wrapped(raw) else state["data"]
         lists = data["decisions"]
-        columns = data.get("condition_columns") or []
+        names = data.get("condition_columns") or []
         for cid, values in zip(lists["customer_id"], lists["condition_values"], strict=True):
             if cid == customer_id:
-                named = dict(zip(columns, values, strict=True))
+                named = dict(zip(names, values, strict=True))
                 yield _decision(position, version, state, data, customer_id, named)
 
 

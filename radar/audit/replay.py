@@ -30,7 +30,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from radar.audit.chain import (
     PostgresChainReader,
@@ -43,10 +42,9 @@ from radar.audit.chain import (
 from radar.audit.consent import ConsentReport, consent_violations
 from radar.audit.history import require_store
 from radar.domain.errors import ConfigurationError
-from radar.domain.events import TOPICS
 from radar.engine import Engine
 from radar.projections.customers import STORED_COLUMNS, customer_rows_sql
-from radar.projections.decode import DECIDED, decode_sql, expand_decisions_sql
+from radar.projections.decode import decode_sql, expand_decisions_sql, holds_decisions
 from radar.projections.schema import event_columns
 
 DOUBLE_TOLERANCE = 1e-9
@@ -212,7 +210,7 @@ class _Replay:
         to select from and how many rows it has. The decoded rows themselves, or — when the
         batch holds ``actions.decided`` events — the scratch table ``replay_batch`` of the
         decoded rows with their decisions expanded."""
-        if not pc.any(pc.equal(batch.column("topic"), TOPICS[DECIDED])).as_py():
+        if not holds_decisions(batch):
             return f"({self.decode})", batch.num_rows
         con = self.con
         con.execute("DELETE FROM replay_batch")

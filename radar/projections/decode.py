@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from radar.domain.catalogue import CATALOGUE
 from radar.domain.envelope import SYSTEM_STREAM_PREFIX
+from radar.domain.events import TOPICS
 from radar.domain.fieldspec import fact_columns, payload_fields
 from radar.projections.schema import ENVELOPE_COLUMNS, event_columns
 
@@ -94,6 +98,12 @@ _CONDITION_OBJECT = (
 _UNNESTED = "__radar_decisions"
 #: :func:`radar.domain.catalogue.decision_action_id` of a decision row.
 _ACTION_ID = "md5(e.ruleset_hash || '|' || e.rule_id || '|' || __cid || '|' || e.view_position)"
+
+
+def holds_decisions(batch: pa.Table) -> bool:
+    """Whether ``batch`` (stored rows) holds an ``actions.decided`` event, whose decisions
+    :func:`expand_decisions_sql` then gives rows of their own."""
+    return bool(pc.any(pc.equal(batch.column("topic"), TOPICS[DECIDED])).as_py())
 
 
 def _decision_columns() -> tuple[list[str], list[str]]:

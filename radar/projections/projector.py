@@ -35,9 +35,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from radar.domain.events import TOPICS
 from radar.projections.customers import customer_rows_sql, customers_ddl
-from radar.projections.decode import DECIDED, decode_sql, expand_decisions_sql
+from radar.projections.decode import DECIDED, decode_sql, expand_decisions_sql, holds_decisions
 from radar.projections.schema import POSITION_DDL, contacts_view_sql, events_ddl
 from radar.projections.upcast import upcast_batch
 from radar.store.base import READ_SCHEMA, EventStore
@@ -147,11 +146,6 @@ def _cut(tables: Iterator[pa.Table], rows: int, rest: list[pa.Table]) -> Iterato
             yield from joined.slice(0, rows).combine_chunks().to_batches()
             pending, count = [joined.slice(rows)], count - rows
     rest.extend(pending)
-
-
-def _has_decisions(batch: pa.Table) -> bool:
-    """Whether ``batch`` (stored rows) holds an ``actions.decided`` event."""
-    return bool(pc.any(pc.equal(batch.column("topic"), TOPICS[DECIDED])).as_py())
 
 
 def _expand_decisions(con: duckdb.DuckDBPyConnection, first: int = 0) -> int:
@@ -337,7 +331,7 @@ class Projector:
             first = int(pc.min(batch.column("position")).as_py())
             with _transaction(con):
                 con.execute(f"INSERT INTO events {self._decode}")
-                decided = _expand_decisions(con, first) if _has_decisions(batch) else 0
+                decided = _expand_decisions(con, first) if holds_decisions(batch) else 0
                 bulk = bulk or decided > self.incremental_limit
                 if fault:
                     fault("inside_batch")
